@@ -1,0 +1,62 @@
+"""Metrics, their summaries across folds, and the choice of a decision threshold."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from sklearn.metrics import (accuracy_score, average_precision_score, balanced_accuracy_score,
+                             brier_score_loss, f1_score, log_loss, precision_recall_curve,
+                             precision_score, recall_score, roc_auc_score)
+
+from . import targeting
+
+METRICS = ["accuracy", "balanced_accuracy", "precision", "recall", "f1", "roc_auc", "pr_auc",
+           "brier", "log_loss"]
+LOWER_IS_BETTER = {"brier", "log_loss"}
+
+
+def scores(y: np.ndarray, p: np.ndarray, threshold: float = 0.5) -> dict[str, float]:
+    """All metrics of probabilities p for labels y; class 1 is the positive class."""
+    y = np.asarray(y)
+    p = np.clip(np.asarray(p, dtype="float64"), 0.0, 1.0)
+    pred = (p >= threshold).astype(int)
+    out = {
+        "accuracy": accuracy_score(y, pred),
+        "balanced_accuracy": balanced_accuracy_score(y, pred),
+        "precision": precision_score(y, pred, zero_division=0),
+        "recall": recall_score(y, pred, zero_division=0),
+        "f1": f1_score(y, pred, zero_division=0),
+        "roc_auc": roc_auc_score(y, p) if len(np.unique(y)) == 2 else float("nan"),
+        "pr_auc": average_precision_score(y, p) if y.any() else float("nan"),
+        "brier": brier_score_loss(y, p),
+        "log_loss": log_loss(y, p, labels=[0, 1]),
+        "threshold": float(threshold),
+    }
+    return {k: float(v) for k, v in out.items()}
+
+
+def summarise(fold_scores: list[dict[str, float]]) -> dict[str, float]:
+    """Mean and sample standard deviation of each metric across folds."""
+    df = pd.DataFrame(fold_scores)[METRICS]
+    out = {}
+    for m in METRICS:
+        out[f"{m}_mean"] = float(df[m].mean())
+        out[f"{m}_sd"] = float(df[m].std(ddof=1)) if len(df) > 1 else 0.0
+    return out
+
+
+def f1_threshold(y: np.ndarray, p: np.ndarray) -> float:
+    """The score cut-off that maximises F1 on (out-of-fold) predictions."""
+    precision, recall, thresholds = precision_recall_curve(y, p)
+    f1 = 2 * precision * recall / np.maximum(precision + recall, 1e-12)
+    return float(thresholds[int(np.argmax(f1[:-1]))])
+
+
+def choose_threshold(y: np.ndarray, p: np.ndarray, objective: str = "f1", offer_cost: float = 0.0,
+                     upgrade_value: float = 0.0) -> float:
+    """Pick the cut-off on out-of-fold predictions: max F1, or max expected profit."""
+    if objective == "f1":
+        return f1_threshold(y, p)
+    if objective == "profit":
+        curve = targeting.profit_curve(y, p, offer_cost, upgrade_value)
+        return float(curve.loc[curve["profit"].idxmax(), "threshold"])
+    raise ValueError(f"unknown threshold objective {objective!r}; use 'f1' or 'profit'")

@@ -1,0 +1,113 @@
+"""Feature engineering and preprocessing steps; every fitted statistic is learnt inside the pipeline."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from sklearn.base import BaseEstimator, OneToOneFeatureMixin, TransformerMixin
+from sklearn.compose import ColumnTransformer, make_column_selector
+from sklearn.impute import SimpleImputer
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder, PowerTransformer
+from sklearn.utils.validation import check_is_fitted, validate_data
+
+from . import config
+
+# Ratios of engagement totals: (new column, numerator, denominator). A denominator below 1 counts
+# as 1, so a student with no exam has a pass rate of 0 rather than a division by zero.
+RATIOS = [
+    ("minutes_per_course", "minutes_watched", "courses_started"),
+    ("pass_rate", "practice_exams_passed", "practice_exams_started"),
+    ("exam_minutes_per_exam", "minutes_spent_on_exams", "practice_exams_started"),
+    ("minutes_per_day", "minutes_watched", "days_on_platform"),
+    ("courses_per_day", "courses_started", "days_on_platform"),
+]
+
+
+class EngagementFeatures(TransformerMixin, BaseEstimator):
+    """Add the ratio features whose source columns are present; stateless apart from names."""
+
+    def fit(self, X: pd.DataFrame, y=None):
+        cols = list(X.columns)
+        self.feature_names_in_ = np.asarray(cols, dtype=object)
+        self.ratios_ = [r for r in RATIOS if r[1] in cols and r[2] in cols]
+        return self
+
+    def transform(self, X: pd.DataFrame) -> pd.DataFrame:
+        check_is_fitted(self, "ratios_")
+        if not self.ratios_:
+            return X
+        new = {name: X[num].to_numpy(dtype="float64") / np.maximum(X[den].to_numpy(dtype="float64"), 1.0)
+               for name, num, den in self.ratios_}
+        return pd.concat([X, pd.DataFrame(new, index=X.index)], axis=1)
+
+    def get_feature_names_out(self, input_features=None):
+        return np.asarray(list(self.feature_names_in_) + [r[0] for r in self.ratios_], dtype=object)
+
+
+class QuantileClipper(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
+    """Winsorise each column at quantiles of the data it was fitted on (outliers kept, not dropped)."""
+
+    def __init__(self, lower: float = 0.0, upper: float = config.CLIP_QUANTILE):
+        self.lower = lower
+        self.upper = upper
+
+    def fit(self, X, y=None):
+        X = validate_data(self, X, dtype="float64", ensure_all_finite="allow-nan")
+        self.low_ = np.nanquantile(X, self.lower, axis=0)
+        self.high_ = np.nanquantile(X, self.upper, axis=0)
+        return self
+
+    def transform(self, X):
+        check_is_fitted(self, "high_")
+        X = validate_data(self, X, dtype="float64", ensure_all_finite="allow-nan", reset=False)
+        return np.clip(X, self.low_, self.high_)
+
+
+def numeric_steps(scale: bool) -> Pipeline:
+    """Impute, clip heavy tails, and for distance/linear models remove skew and scale."""
+    steps = [("impute", SimpleImputer(strategy="median")), ("clip", QuantileClipper())]
+    if scale:
+        # Yeo-Johnson handles zeros and negatives, unlike a plain log.
+        steps.append(("power", PowerTransformer(method="yeo-johnson", standardize=True)))
+    return Pipeline(steps)
+
+
+def prepare_step(scale: bool) -> ColumnTransformer:
+    """Numeric preprocessing; categorical columns pass through so a sampler can see them as such."""
+    return ColumnTransformer(
+        [("num", numeric_steps(scale), make_column_selector(dtype_include=np.number)),
+         ("cat", "passthrough", make_column_selector(dtype_exclude=np.number))],
+        verbose_feature_names_out=False,
+    ).set_output(transform="pandas")
+
+
+def encode_step() -> ColumnTransformer:
+    """One-hot encode categories; rare and never-seen codes share one 'infrequent' column."""
+    onehot = OneHotEncoder(min_frequency=config.MIN_CATEGORY_FREQUENCY,
+                           handle_unknown="infrequent_if_exist", sparse_output=False, dtype=np.float64)
+    return ColumnTransformer(
+        [("cat", onehot, make_column_selector(dtype_exclude=np.number))],
+        remainder="passthrough", verbose_feature_names_out=False,
+    )
+
+
+def ordinal_step() -> ColumnTransformer:
+    """The reference recipe's country encoding: one integer per code, -1 for unseen codes."""
+    ordinal = OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=-1)
+    return ColumnTransformer(
+        [("cat", ordinal, make_column_selector(dtype_exclude=np.number))],
+        remainder="passthrough", verbose_feature_names_out=False,
+    )
+
+
+def drop_reference_outliers(X: pd.DataFrame, y):
+    """The course's outlier rule, as a sampler: it removes training rows only, never scored ones."""
+    keep = np.ones(len(X), dtype=bool)
+    for col, limit in config.REFERENCE_OUTLIER_LIMITS.items():
+        if col in X.columns:
+            keep &= X[col].to_numpy() <= limit
+    return X[keep], np.asarray(y)[keep]
+
+
+def drop_columns(X: pd.DataFrame, columns=()) -> pd.DataFrame:
+    return X.drop(columns=[c for c in columns if c in X.columns])

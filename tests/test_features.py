@@ -1,0 +1,50 @@
+import numpy as np
+import pandas as pd
+
+from upgrade_predictor.data import coerce, infer_kinds
+from upgrade_predictor.features import EngagementFeatures, QuantileClipper
+from upgrade_predictor.models import FAMILIES, build_pipeline
+from upgrade_predictor.schema import Schema
+
+from conftest import synthetic_frame
+
+
+def _xy(n=400, seed=0):
+    df = synthetic_frame(n, seed)
+    y = df.pop("purchased").to_numpy()
+    kinds = infer_kinds(df)
+    return coerce(df, kinds), y, Schema.infer(df, kinds, "purchased", "1", "0", None)
+
+
+def test_ratio_features_guard_zero_denominators():
+    X = pd.DataFrame({"minutes_watched": [30.0, 10.0], "courses_started": [0.0, 4.0],
+                      "practice_exams_started": [0.0, 2.0], "practice_exams_passed": [0.0, 1.0]})
+    out = EngagementFeatures().fit(X).transform(X)
+    assert out["minutes_per_course"].tolist() == [30.0, 2.5]
+    assert out["pass_rate"].tolist() == [0.0, 0.5]
+    assert "minutes_per_day" not in out  # its source column is absent
+
+
+def test_clipper_learns_limits_from_the_rows_it_is_fitted_on():
+    train = np.array([[1.0], [2.0], [3.0], [1000.0]])
+    clip = QuantileClipper(upper=0.75).fit(train)
+    assert clip.high_[0] == np.quantile(train, 0.75)
+    assert clip.transform(np.array([[5000.0], [2.0]]))[:, 0].tolist() == [clip.high_[0], 2.0]
+
+
+def test_unseen_and_rare_countries_are_scored_by_every_family():
+    X, y, schema = _xy()
+    new = X.head(5).copy()
+    new["student_country"] = ["XK", "ZZ", "NA", "US", "ZW"]  # never seen, never seen, known, known, rare
+    for family in FAMILIES:
+        pipe = build_pipeline(schema, family, "none").fit(X, y)
+        p = pipe.predict_proba(new)[:, 1]
+        assert p.shape == (5,) and np.all((p >= 0) & (p <= 1)), family
+    enc = pipe.named_steps["encode"].named_transformers_["cat"]
+    assert "NA" in list(enc.categories_[0])  # Namibia is a category of its own
+    # never-seen codes land in the same column as the rare codes: identical encodings
+    k = len(enc.get_feature_names_out())
+    coded = pipe[:-1].transform(new)[:, :k]
+    np.testing.assert_array_equal(coded[0], coded[1])
+    np.testing.assert_array_equal(coded[0], coded[4])
+    assert not np.array_equal(coded[0], coded[2])
