@@ -53,6 +53,7 @@ def train(
     jobs: int = typer.Option(2, help="parallel fits"),
     report: bool = typer.Option(True, help="write report.html at the end"),
     force: bool = typer.Option(False, help="replace an existing --out folder"),
+    dask: Optional[str] = typer.Option(None, help="run the fits on a Dask cluster: a scheduler address, or 'local'"),
 ) -> None:
     """Audit the data, compare models and imbalance strategies, tune, and save a model bundle."""
     from .training import TrainConfig, run_training
@@ -64,7 +65,7 @@ def train(
         families=_split(families) or list(config.FAMILIES),
         strategies=_split(strategies) or list(config.STRATEGIES),
         objective=objective, threshold=threshold, offer_cost=offer_cost, upgrade_value=upgrade_value,
-        jobs=jobs, report=report, force=force,
+        jobs=jobs, report=report, force=force, dask=dask,
     )
     run_training(cfg, console)
 

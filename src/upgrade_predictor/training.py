@@ -5,7 +5,7 @@ import json
 import shutil
 import tempfile
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -20,7 +20,7 @@ from rich.table import Table
 from sklearn.base import clone
 from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold, train_test_split
 
-from . import config, evaluation
+from . import cluster, config, evaluation
 from .audit import audit, feature_keys
 from .bundle import save_bundle
 from .data import Dataset, load_dataset
@@ -54,6 +54,7 @@ class TrainConfig:
     jobs: int = 2
     report: bool = True
     force: bool = False
+    dask: str | None = None  # a scheduler address, or "local"
 
     def check(self) -> config.Budget:
         if self.budget not in config.BUDGETS:
@@ -177,10 +178,13 @@ def cross_validate(candidates: list[Candidate], X: pd.DataFrame, y: np.ndarray, 
 
 
 def tune(family: str, strategy: str, X, y, folds, schema, cfg: TrainConfig, budget: config.Budget,
-         progress: Progress) -> tuple[CVResult, optuna.Study]:
+         progress: Progress, storage=None) -> tuple[CVResult, optuna.Study]:
     """Optuna over one family's space, maximising the CV mean of the objective on the shared folds."""
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study = optuna.create_study(direction="maximize", sampler=optuna.samplers.TPESampler(seed=cfg.seed))
+    # Trials run one after another (each one's folds spread over the workers), so a seed gives
+    # the same study locally and on a cluster; a shared storage records them where workers see them.
+    study = optuna.create_study(direction="maximize", sampler=optuna.samplers.TPESampler(seed=cfg.seed),
+                                storage=storage, study_name=f"{family}-{strategy}-{cfg.seed}-{time.time_ns()}")
     # Trial counts, not wall time, bound the search, so the same seed gives the same study; the
     # timeout is only a safety net for a machine far slower than planned.
     n_trials = max(3, round(budget.trials / FAMILIES[family].cost))
@@ -260,7 +264,9 @@ def run_training(cfg: TrainConfig, console: Console | None = None) -> Path:
     show_audit(console, report)
     out = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))
     try:
-        _train_into(out, ds, report, cfg, budget, console)
+        with cluster.connect(cfg.dask) as client, cluster.fits_on(client) as n_jobs:
+            run_cfg = replace(cfg, jobs=n_jobs or cfg.jobs)
+            _train_into(out, ds, report, run_cfg, budget, console, cluster.study_storage(client))
         if cfg.report:
             from .report import build_report
 
@@ -274,7 +280,7 @@ def run_training(cfg: TrainConfig, console: Console | None = None) -> Path:
 
 
 def _train_into(out: Path, ds: Dataset, report: dict, cfg: TrainConfig, budget: config.Budget,
-                console: Console) -> None:
+                console: Console, storage=None) -> None:
     started = time.perf_counter()
     out.chmod(0o755)
 
@@ -294,7 +300,7 @@ def _train_into(out: Path, ds: Dataset, report: dict, cfg: TrainConfig, budget: 
                                  advance=lambda: progress.advance(task))
         tuning = {}
         for fam, strat in _leaders(results, cfg.objective, budget.tune_families):
-            best, study = tune(fam, strat, X_tr, y_tr, folds, ds.schema, cfg, budget, progress)
+            best, study = tune(fam, strat, X_tr, y_tr, folds, ds.schema, cfg, budget, progress, storage)
             results[best.candidate.key] = best
             tuning[fam] = {"strategy": strat, "best_value": study.best_value, "n_trials": len(study.trials),
                            "best_params": study.best_params}
