@@ -348,6 +348,8 @@ def _train_into(out: Path, ds: Dataset, report: dict, cfg: TrainConfig, budget: 
     preds = pd.DataFrame({"row": np.r_[tr, te], "set": ["train"] * len(tr) + ["test"] * len(te),
                           "y": np.r_[y_tr, y_te], "oof": np.r_[final.oof, np.full(len(te), np.nan)],
                           "p": np.r_[final.p_train, final.p_test]})
+    if ds.ids is not None:
+        preds.insert(1, "id", ds.ids.iloc[preds["row"].to_numpy()].to_numpy())
     if ref is not None:
         preds["p_reference"] = np.r_[np.full(len(tr), np.nan), ref.p_test]
     if no_leak is not None:
@@ -469,7 +471,8 @@ def _progress(console: Console) -> Progress:
 
 def show_audit(console: Console, report: dict) -> None:
     t = Table(title=f"data audit: {report['rows']:,} rows, {report['columns']} features, "
-                    f"{report['class_balance']['positive_share']:.1%} positive", title_justify="left")
+                    f"{report['class_balance']['positive_share']:.1%} positive "
+                    f"({report['target']} = {report['positive_label']!r})", title_justify="left")
     for col in ("feature", "kind", "missing", "univariate ROC AUC", "flags"):
         t.add_column(col, justify="right" if col in ("missing", "univariate ROC AUC") else "left")
     for c in report["feature_columns"]:
