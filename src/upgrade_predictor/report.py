@@ -1,0 +1,290 @@
+"""The HTML report: one self-contained file (plots embedded, no network) built from a saved run folder."""
+from __future__ import annotations
+
+import base64
+import io
+import time
+from datetime import datetime
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # no display; must precede pyplot
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+from jinja2 import Environment, PackageLoader, select_autoescape  # noqa: E402
+from rich.console import Console  # noqa: E402
+
+from . import __version__, insights  # noqa: E402
+from .files import write_text_atomic  # noqa: E402
+from .insights import interval, money, num, pct, signed  # noqa: E402
+
+REPORT_FILE = "report.html"
+POS, NEG, GREY = "#d95f02", "#1b9e77", "#7f7f7f"
+plt.rcParams.update({"figure.dpi": 100, "savefig.bbox": "tight", "font.size": 9, "axes.titlesize": 10,
+                     "axes.spines.top": False, "axes.spines.right": False, "svg.fonttype": "none",
+                     "svg.hashsalt": "upgrade-predictor"})  # fixed ids: the same run gives the same file
+
+
+def embed(fig, fmt: str = "svg") -> str:
+    """A figure as a data URI: SVG for line and bar charts, PNG for dense scatter plots."""
+    buf = io.BytesIO()
+    fig.savefig(buf, format=fmt, dpi=110 if fmt == "png" else None, metadata={"Date": None} if fmt == "svg" else None)
+    plt.close(fig)
+    mime = "image/svg+xml" if fmt == "svg" else "image/png"
+    return f"data:{mime};base64,{base64.b64encode(buf.getvalue()).decode()}"
+
+
+def _heavy(values: np.ndarray) -> bool:
+    v = values[np.isfinite(values)]
+    p99 = np.quantile(v, 0.99) if len(v) else 0
+    return v.min() >= 0 and v.max() > 10 * max(p99, 1e-9) or (v.min() >= 0 and v.max() > 50 * max(np.median(v), 1))
+
+
+# ------------------------------------------------------------------ plots
+
+def plot_distributions(X: pd.DataFrame, y: np.ndarray, columns: list[str]) -> str:
+    n = len(columns)
+    cols = 3
+    rows = int(np.ceil(n / cols))
+    fig, axes = plt.subplots(rows, cols, figsize=(9.5, 2.6 * rows), squeeze=False)
+    for ax, c in zip(axes.flat, columns):
+        v = X[c].to_numpy(dtype=float)
+        keep = np.isfinite(v)
+        title = c
+        zeros = {k: float(np.mean(v[keep & (y == k)] == 0)) for k in (0, 1)}
+        if min(zeros.values()) > 0.5:  # mostly zero: the zero share says more than a spike at 0
+            keep &= v != 0
+            title += f"\n(non-zero only; zero: {zeros[0]:.0%} no upgrade, {zeros[1]:.0%} upgrade)"
+        heavy = _heavy(v[keep])
+        data = np.log10(1 + v) if heavy else v
+        if heavy:
+            title = title.replace(c, c + ", log10(1 + x)", 1)
+        bins = np.histogram_bin_edges(data[keep], bins=30)
+        for label, color, name in ((0, NEG, "no upgrade"), (1, POS, "upgrade")):
+            ax.hist(data[keep & (y == label)], bins=bins, density=True, alpha=0.55, color=color, label=name)
+        ax.set_title(title, fontsize=8.5)
+        ax.set_yticks([])
+    for ax in list(axes.flat)[n:]:
+        ax.axis("off")
+    axes.flat[0].legend(frameon=False)
+    fig.suptitle("Distribution by class (each class scaled to the same area)", y=1.0)
+    fig.tight_layout()
+    return embed(fig)
+
+
+def plot_corr(corr: pd.DataFrame) -> str:
+    fig, ax = plt.subplots(figsize=(5.2, 4.4))
+    im = ax.imshow(corr.to_numpy(), vmin=-1, vmax=1, cmap="RdBu_r")
+    ax.set_xticks(range(len(corr)), corr.columns, rotation=40, ha="right")
+    ax.set_yticks(range(len(corr)), corr.columns)
+    for i in range(len(corr)):
+        for j in range(len(corr)):
+            r = corr.iat[i, j]
+            ax.text(j, i, f"{r:.2f}", ha="center", va="center", fontsize=9,
+                    color="white" if abs(r) > 0.6 else "black")
+    fig.colorbar(im, ax=ax, shrink=0.8, label="Spearman correlation")
+    return embed(fig)
+
+
+def _thin(x: np.ndarray, y: np.ndarray, n: int = 300) -> tuple[np.ndarray, np.ndarray]:
+    idx = np.unique(np.linspace(0, len(x) - 1, min(n, len(x))).round().astype(int))
+    return x[idx], y[idx]
+
+
+def plot_roc_pr(curves: dict, base_rate: float) -> tuple[str, str]:
+    figs = []
+    for kind in ("roc", "pr"):
+        fig, ax = plt.subplots(figsize=(4.6, 4))
+        for key, c in curves.items():
+            style = {"color": "black", "ls": "--"} if key == "reference" else {}
+            if kind == "roc":
+                x, yv = _thin(c["fpr"], c["tpr"])
+                ax.plot(x, yv, label=f"{key} (CV AUC {c['roc_auc']:.3f})", **style)
+            else:
+                x, yv = _thin(c["recall"], c["precision"])
+                ax.plot(x, yv, label=f"{key} (CV AP {c['pr_auc']:.3f})", **style)
+        if kind == "roc":
+            ax.plot([0, 1], [0, 1], color=GREY, lw=0.8, ls=":")
+            ax.set(xlabel="false positive rate", ylabel="true positive rate (recall)", title="ROC, out-of-fold")
+        else:
+            ax.axhline(base_rate, color=GREY, lw=0.8, ls=":", label=f"no skill ({base_rate:.3f})")
+            ax.set(xlabel="recall", ylabel="precision", title="Precision-recall, out-of-fold", ylim=(0, 1.02))
+        ax.legend(fontsize=7, frameon=False, loc="lower right" if kind == "roc" else "upper right")
+        figs.append(embed(fig))
+    return figs[0], figs[1]
+
+
+def plot_leaderboard(board: pd.DataFrame, objective: str) -> str:
+    b = board.sort_values(f"{objective}_mean")
+    fig, ax = plt.subplots(figsize=(7, 0.22 * len(b) + 1))
+    colors = ["black" if r else POS for r in b["is_reference"].astype(bool)]
+    ax.errorbar(b[f"{objective}_mean"], range(len(b)), xerr=b[f"{objective}_sd"], fmt="none", ecolor=GREY)
+    ax.scatter(b[f"{objective}_mean"], range(len(b)), c=colors, s=14, zorder=3)
+    ax.set_yticks(range(len(b)), b["key"], fontsize=7)
+    ax.set_xlabel(f"CV {objective} (mean ± sd across folds)")
+    return embed(fig)
+
+
+def plot_calibration(cal: dict, brier: float) -> str:
+    fig, ax = plt.subplots(figsize=(4.2, 4))
+    ax.plot([0, 1], [0, 1], color=GREY, ls=":", lw=0.8, label="perfect calibration")
+    ax.plot(cal["predicted"], cal["observed"], marker="o", color=POS, label=f"chosen model (Brier {brier:.4f})")
+    ax.set(xlabel="mean predicted probability (test, 10 equal-size bins)", ylabel="observed upgrade rate",
+           title="Reliability on the test set")
+    ax.legend(frameon=False, fontsize=7)
+    return embed(fig)
+
+
+def plot_importance(tables: dict[str, pd.DataFrame]) -> str:
+    fig, axes = plt.subplots(1, len(tables), figsize=(4.5 * len(tables), 3), squeeze=False)
+    for ax, (title, t) in zip(axes.flat, tables.items()):
+        t = t.iloc[::-1]
+        ax.barh(t["name"], t["importance"], xerr=t["sd"], color=POS, ecolor=GREY)
+        ax.set(title=title, xlabel="drop in test PR AUC when shuffled")
+    fig.tight_layout()
+    return embed(fig)
+
+
+def plot_shap(shap_out: dict) -> str:
+    import shap
+
+    Xs = shap_out["X"]
+    # Colour by feature value; a category column has no order, so it is drawn grey (NaN).
+    feats = np.column_stack([Xs[c].to_numpy(dtype=float) if Xs[c].dtype.kind in "fiu" else
+                             np.full(len(Xs), np.nan) for c in shap_out["columns"]])
+    shap.summary_plot(shap_out["values"], feats, feature_names=shap_out["columns"], show=False,
+                      plot_size=(7, 3.6), color_bar_label="feature value (grey: category)")
+    fig = plt.gcf()
+    fig.axes[0].set_xlabel(f"SHAP value ({shap_out['units']}), per original column")
+    return embed(fig, "png")
+
+
+def plot_odds(tables: dict[str, pd.DataFrame]) -> str:
+    tables = {k: t[t["name"] != "const"] for k, t in tables.items() if len(t)}
+    names = list(dict.fromkeys(n for t in tables.values() for n in t["name"]))
+    fig, ax = plt.subplots(figsize=(7, 0.45 * len(names) + 1))
+    for i, (label, t) in enumerate(tables.items()):
+        pos = np.array([names.index(n) for n in t["name"]]) + (i - (len(tables) - 1) / 2) * 0.25
+        ax.errorbar(t["odds_ratio"], pos, xerr=[t["odds_ratio"] - t["low"], t["high"] - t["odds_ratio"]],
+                    fmt="o", ms=4, capsize=2, label=label, color=[POS, NEG][i % 2])
+    ax.axvline(1, color=GREY, lw=0.8, ls=":")
+    ax.set_xscale("log")
+    ax.set_yticks(range(len(names)), names)
+    ax.set_xlabel("odds ratio per doubling of (1 + value), 95% CI (log scale)")
+    ax.legend(frameon=False, fontsize=7)
+    return embed(fig)
+
+
+def plot_pdp(pdp: list[dict]) -> str:
+    fig, axes = plt.subplots(1, len(pdp), figsize=(3.1 * len(pdp), 2.6), squeeze=False)
+    for ax, d in zip(axes.flat, pdp):
+        ax.plot(d["grid"], d["average"], color=POS)
+        ax.set(xlabel=d["feature"], ylabel="average P(upgrade)")
+    fig.tight_layout()
+    return embed(fig)
+
+
+def plot_segments(seg: dict) -> str:
+    t = seg["table"].iloc[::-1]
+    fig, ax = plt.subplots(figsize=(7, 0.3 * len(t) + 1))
+    ax.errorbar(t["rate"], range(len(t)), xerr=[t["rate"] - t["low"], t["high"] - t["rate"]], fmt="o",
+                color=POS, ecolor=GREY, capsize=2)
+    ax.axvline(seg["overall"], color="black", lw=0.8, ls=":", label=f"overall {seg['overall']:.1%}")
+    ax.set_yticks(range(len(t)), [f"{s} (n={n:,})" for s, n in zip(t["segment"], t["rows"])])
+    ax.xaxis.set_major_formatter(matplotlib.ticker.PercentFormatter(1.0))
+    ax.set_xlabel("upgrade rate, Wilson 95% interval")
+    ax.legend(frameon=False, fontsize=7)
+    return embed(fig)
+
+
+def plot_gains(tgt: dict) -> tuple[str, str]:
+    out = []
+    for kind in ("gain", "lift"):
+        fig, ax = plt.subplots(figsize=(4.6, 3.6))
+        for i, (label, g) in enumerate(tgt["gains"].items()):
+            if kind == "lift":  # the first few users make the lift swing wildly
+                g = g[g["share_targeted"] >= 0.01]
+            ax.plot(g["share_targeted"], g[kind], label=label, color=[POS, GREY, "black"][i % 3],
+                    ls=["-", "--", ":"][i % 3])
+        if kind == "gain":
+            ax.plot([0, 1], [0, 1], color=GREY, lw=0.8, ls=":", label="random")
+            ax.set(ylabel="share of upgraders reached", title="Cumulative gains (test)")
+        else:
+            ax.axhline(1, color=GREY, lw=0.8, ls=":")
+            ax.set(ylabel="lift over random", title="Lift (test)")
+        ax.set_xlabel("share of users targeted, best scores first")
+        ax.legend(frameon=False, fontsize=7)
+        out.append(embed(fig))
+    return out[0], out[1]
+
+
+def plot_profit(tgt: dict) -> str:
+    c = tgt["profit"]
+    fig, ax = plt.subplots(figsize=(7, 3.2))
+    x, yv = _thin(c["share_offered"].to_numpy(), c["profit"].to_numpy(), 400)
+    ax.plot(x, yv, color=POS)
+    for _, r in tgt["policies"].iterrows():
+        ax.errorbar(r["share_offered"], r["profit"], yerr=[[r["profit"] - r["profit_low"]],
+                                                           [r["profit_high"] - r["profit"]]],
+                    fmt="o", color="black", capsize=3)
+        ax.annotate(r["policy"], (r["share_offered"], r["profit"]), textcoords="offset points", xytext=(4, 6),
+                    fontsize=7)
+    ax.axhline(0, color=GREY, lw=0.8)
+    ax.set(xlabel="share of test users offered, best scores first",
+           ylabel=f"profit on {tgt['n_test']:,} test users",
+           title=f"Profit: upgrade value {tgt['upgrade_value']:g}, offer cost {tgt['offer_cost']:g} "
+                 "(policies: cut-offs from out-of-fold scores, bootstrap 95%)")
+    return embed(fig)
+
+
+# ------------------------------------------------------------------ assembling
+
+def render(run: insights.Run, ins: dict) -> str:
+    env = Environment(loader=PackageLoader("upgrade_predictor", "templates"),
+                      autoescape=select_autoescape(["html", "j2"]), trim_blocks=True, lstrip_blocks=True)
+    env.filters.update(pct=pct, num=num, money=money, signed=signed, interval=interval)
+    env.globals.update(pct=pct, num=num, money=money, interval=interval, signed=signed)
+    d, cmp_, drv, seg, tgt = ins["data"], ins["comparison"], ins["drivers"], ins["segments"], ins["targeting"]
+    X, y = run.dataset.X, run.dataset.y
+    figs = {"dist": plot_distributions(X, y, d["numeric"]) if d["numeric"] else None,
+            "corr": plot_corr(d["corr"]) if len(d["corr"]) else None,
+            "leaderboard": plot_leaderboard(cmp_["board"], cmp_["objective"] if f"{cmp_['objective']}_mean"
+                                            in cmp_["board"] else "pr_auc"),
+            "calibration": plot_calibration(ins["chosen"]["calibration"], ins["chosen"]["brier"]),
+            "shap": plot_shap(drv["shap"]),
+            "pdp": plot_pdp(drv["pdp"]) if drv["pdp"] else None,
+            "segments": plot_segments(seg) if seg else None,
+            "profit": plot_profit(tgt)}
+    figs["roc"], figs["pr"] = plot_roc_pr(cmp_["curves"], cmp_["base_rate"])
+    imp = {"chosen model": drv["permutation"]}
+    if "permutation_no_leak" in drv:
+        imp["without " + ", ".join(run.leaky)] = drv["permutation_no_leak"]
+    figs["importance"] = plot_importance(imp)
+    odds = {"all numeric columns": drv["logit"]["table"]}
+    if "logit_no_leak" in drv:
+        odds["without " + ", ".join(run.leaky)] = drv["logit_no_leak"]["table"]
+    figs["odds"] = plot_odds(odds) if any(len(t) for t in odds.values()) else None
+    figs["gains"], figs["lift"] = plot_gains(tgt)
+    return env.get_template("report.html.j2").render(
+        run=run, info=run.info, m=run.metrics, ins=ins, figs=figs, version=__version__,
+        generated=datetime.now().isoformat(timespec="seconds"), leaky=run.leaky,
+        run_name=run.dir.name, timings=run.timings)
+
+
+def build_report(run_dir: Path, console: Console | None = None) -> Path:
+    """Compute the insights of a saved run and write run_dir/report.html atomically."""
+    console = console or Console(stderr=True)
+    started = time.perf_counter()
+    run_dir = Path(run_dir)
+    with console.status("building the report: drivers, segments, targeting"):
+        run = insights.load_run(run_dir)
+        ins = insights.build_insights(run)
+        t0 = time.perf_counter()
+        html = render(run, ins)
+        run.timings["render"] = time.perf_counter() - t0
+    out = run_dir / REPORT_FILE
+    write_text_atomic(out, html)
+    console.print(f"report: {out} ({len(html) / 1e6:.1f} MB, {time.perf_counter() - started:.1f}s)")
+    return out

@@ -1,0 +1,249 @@
+"""Insights computed from a saved run folder: drivers, segments, targeting, caveats, recommendations."""
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.model_selection import StratifiedKFold, cross_val_predict, train_test_split
+
+from upgrade_predictor import audit, bundle, config, data, evaluation, insights, models
+from upgrade_predictor.errors import InputError
+from upgrade_predictor.files import write_json_atomic
+
+LEAKY = "days_on_platform"
+
+
+def fabricate_run(out: Path, path: Path | None = None,
+                  families=(("gbm", "none"), ("gbm", "class_weight"))) -> Path:
+    """A small run folder following the training contract (only what the report reads)."""
+    out.mkdir(parents=True, exist_ok=True)
+    path = Path(path or config.default_data_path())
+    ds = data.load_dataset(path)
+    idx = np.arange(ds.n)
+    tr, te = train_test_split(idx, test_size=0.2, random_state=config.SEED, stratify=ds.y)
+    Xtr, ytr, Xte, yte = ds.X.iloc[tr], ds.y[tr], ds.X.iloc[te], ds.y[te]
+    cv = StratifiedKFold(3, shuffle=True, random_state=config.SEED)
+    rep = audit.audit(ds)
+    flagged = [c for c in rep["leakage_flags"] if c in ds.X.columns]
+
+    oof, rows = {}, []
+    for fam, strat in families:
+        key = f"{fam}/{strat}"
+        pipe = models.build_pipeline(ds.schema, fam, strat)
+        oof[key] = cross_val_predict(pipe, Xtr, ytr, cv=cv, method="predict_proba")[:, 1]
+    oof["reference"] = cross_val_predict(models.build_reference(), Xtr, ytr, cv=cv,
+                                         method="predict_proba")[:, 1]
+    for key, p in oof.items():
+        folds = [evaluation.scores(ytr[f], p[f]) for _, f in cv.split(Xtr, ytr)]
+        fam, _, strat = key.partition("/")
+        rows.append({"key": key, "family": fam if strat else "", "strategy": strat,
+                     "model": models.FAMILIES[fam].label if strat else "course reference",
+                     "strategy_label": models.STRATEGY_LABELS.get(strat, ""), "note": "",
+                     "tuned": False, "is_reference": key == "reference",
+                     **evaluation.summarise(folds), "fit_seconds": 1.0})
+    board = pd.DataFrame(rows).sort_values("pr_auc_mean", ascending=False)
+    board["rank"] = np.arange(1, len(board) + 1)
+    board.to_csv(out / "leaderboard.csv", index=False)
+
+    chosen = "gbm/none"
+    pipe = models.build_pipeline(ds.schema, "gbm", "none").fit(Xtr, ytr)
+    thr = evaluation.choose_threshold(ytr, oof[chosen])
+    p_all = pipe.predict_proba(ds.X)[:, 1]
+    ref = models.build_reference().fit(Xtr, ytr)
+    schema_nl = ds.schema.without(flagged)
+    keep = schema_nl.names
+    nl = models.build_pipeline(schema_nl, "gbm", "none")
+    oof_nl = cross_val_predict(nl, Xtr[keep], ytr, cv=cv, method="predict_proba")[:, 1]
+    nl.fit(Xtr[keep], ytr)
+    thr_nl = evaluation.choose_threshold(ytr, oof_nl)
+    p_nl = nl.predict_proba(ds.X[keep])[:, 1]
+
+    pred = pd.DataFrame({"row": idx, "set": "train", "y": ds.y.astype(int), "oof": np.nan, "p": p_all,
+                         "p_reference": np.nan, "p_no_leak": p_nl, "oof_no_leak": np.nan})
+    pred.loc[te, "set"] = "test"
+    pred.loc[tr, "oof"] = oof[chosen]
+    pred.loc[tr, "oof_no_leak"] = oof_nl
+    pred.loc[te, "p_reference"] = ref.predict_proba(Xte)[:, 1]
+    pred.to_parquet(out / "predictions.parquet")
+    cvp = pd.DataFrame({"row": tr, "y": ytr, **oof})
+    cvp.to_parquet(out / "cv_predictions.parquet")
+
+    cv_chosen = board.set_index("key").loc[chosen].filter(regex="_(mean|sd)$").to_dict()
+    test = evaluation.scores(yte, p_all[te], thr)
+    metrics = {
+        "chosen": {"key": chosen, "family": "gbm", "strategy": "none", "params": models.FAMILIES["gbm"].defaults,
+                   "label": models.FAMILIES["gbm"].label, "calibrated": False},
+        "threshold": {"value": thr, "objective": "f1"},
+        "train": evaluation.scores(ytr, p_all[tr], thr), "test": test, "cv": cv_chosen,
+        "split": {"n_train": len(tr), "n_test": len(te), "seed": config.SEED, "test_size": 0.2,
+                  "group_duplicates": False},
+        "reference": {"test": evaluation.scores(yte, pred.loc[te, "p_reference"].to_numpy()),
+                      "cv": board.set_index("key").loc["reference"].filter(regex="_(mean|sd)$").to_dict()},
+        "tuning": {},
+        "no_leak": {"excluded": flagged, "test": evaluation.scores(yte, p_nl[te], thr_nl),
+                    "cv": evaluation.summarise([evaluation.scores(ytr[f], oof_nl[f])
+                                                for _, f in cv.split(Xtr, ytr)]),
+                    "threshold": thr_nl},
+    }
+    write_json_atomic(out / "metrics.json", metrics)
+    write_json_atomic(out / "audit.json", rep)
+    write_json_atomic(out / "run.json", {
+        "data": str(path), "target": config.TARGET, "id_column": None, "seed": config.SEED,
+        "budget": "quick", "test_size": 0.2, "exclude": [], "group_duplicates": False,
+        "threshold_objective": "f1", "offer_cost": config.OFFER_COST,
+        "upgrade_value": config.UPGRADE_VALUE, "duration_s": 1.0})
+    meta = {"schema": ds.schema.to_dict(), "threshold": thr, "key": chosen, "family": "gbm",
+            "strategy": "none", "params": {}, "label": "gbm", "excluded": []}
+    bundle.save_bundle(out / "model.zip", pipe, meta, "card")
+    bundle.save_bundle(out / "model_no_leak.zip", nl, {**meta, "schema": schema_nl.to_dict(),
+                                                         "threshold": thr_nl, "excluded": flagged}, "card")
+    return out
+
+
+def shared_run(tmp_path_factory) -> Path:
+    """One fabricated run per test session, shared by the insights and report tests."""
+    out = tmp_path_factory.getbasetemp() / "fabricated_run"
+    if not (out / "model_no_leak.zip").exists():
+        fabricate_run(out)
+    return out
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    return insights.load_run(shared_run(tmp_path_factory))
+
+
+# ---------------------------------------------------------------- unit tests on small synthetic data
+
+def synthetic(n=3000, seed=0):
+    rng = np.random.default_rng(seed)
+    X = pd.DataFrame({
+        "country": rng.choice(["US", "IN", "GB", "ZZ"], n, p=[0.4, 0.4, 0.19, 0.01]),
+        "minutes_watched": rng.exponential(50, n),
+        "courses_started": rng.integers(0, 5, n).astype(float),
+        "days_on_platform": rng.integers(0, 200, n).astype(float),
+    })
+    logit = -3 + 0.03 * X["minutes_watched"] + (X["country"] == "US") * 1.0
+    y = (rng.random(n) < 1 / (1 + np.exp(-logit))).astype(int).to_numpy()
+    return X, y
+
+
+def test_source_columns_maps_one_hots_and_ratios_back():
+    names = ["country_US", "country_infrequent_sklearn", "minutes_watched", "minutes_per_course", "odd"]
+    m = insights.source_columns(names, ["country", "minutes_watched", "courses_started"], ["country"])
+    assert m == [{"country": 1.0}, {"country": 1.0}, {"minutes_watched": 1.0},
+                 {"minutes_watched": 0.5, "courses_started": 0.5}, {"odd": 1.0}]
+
+
+def test_shap_by_column_adds_up_to_the_model_margin():
+    from upgrade_predictor.bundle import Bundle
+    from upgrade_predictor.schema import Schema
+
+    X, y = synthetic()
+    kinds = {c: ("categorical" if c == "country" else "numeric") for c in X.columns}
+    schema = Schema.infer(X, kinds, "y", "1", "0", None)
+    pipe = models.build_pipeline(schema, "gbm", "none", {"n_estimators": 60}).fit(X, y)
+    b = Bundle(pipe, {"family": "gbm", "schema": schema.to_dict()}, "")
+    out = insights.shap_by_column(b, X, seed=1, rows=300)
+    assert out["values"].shape == (300, 4) and out["columns"] == list(X.columns)
+    import shap
+
+    model = pipe.steps[-1][1]
+    Z = pipe[:-1].transform(out["X"])
+    margin = model.predict(Z, raw_score=True)
+    base = shap.TreeExplainer(model).expected_value
+    base = base[-1] if np.ndim(base) else base
+    # SHAP is additive: summing one-hot and ratio columns back keeps each row's total.
+    np.testing.assert_allclose(out["values"].sum(axis=1) + base, margin, atol=1e-6)
+    top = out["importance"]["name"].iloc[0]
+    assert top == "minutes_watched"  # the column the label was drawn from
+    assert out["importance"].set_index("name").loc["days_on_platform", "mean_abs"] < \
+        out["importance"].set_index("name").loc["country", "mean_abs"]
+
+
+def test_logit_table_recovers_a_known_odds_ratio():
+    rng = np.random.default_rng(3)
+    n = 20000
+    X = pd.DataFrame({"a": rng.exponential(20, n), "noise": rng.exponential(5, n)})
+    y = (rng.random(n) < 1 / (1 + np.exp(-(-3 + 0.8 * np.log2(1 + X["a"]))))).astype(int)
+    out = insights.logit_table(X, y.to_numpy(), ["a", "noise"])
+    t = out["table"].set_index("name")
+    assert list(t.index) == ["const", "a", "noise"]
+    assert t.loc["a", "low"] <= np.exp(0.8) <= t.loc["a", "high"]
+    assert t.loc["a", "p_value"] < 1e-10
+    assert t.loc["noise", "low"] <= 1.0 <= t.loc["noise", "high"]
+
+
+def test_tree_rules_find_the_planted_threshold():
+    rng = np.random.default_rng(4)
+    X = pd.DataFrame({"x": rng.uniform(0, 10, 4000), "z": rng.uniform(0, 10, 4000)})
+    y = ((X["x"] > 7) & (rng.random(4000) < 0.8)).astype(int).to_numpy()
+    out = insights.tree_rules(X[:3000], y[:3000], X[3000:], y[3000:], ["x", "z"], seed=0, depth=1)
+    assert len(out["table"]) == 2
+    best = out["table"].iloc[0]
+    assert best["rule"].startswith("x > ") and abs(float(best["rule"][4:]) - 7) < 0.2
+    assert 0.7 <= best["test_rate"] <= 0.9 and best["low"] <= best["test_rate"] <= best["high"]
+    assert out["table"]["test_rows"].sum() == 1000
+    assert out["test_roc_auc"] > 0.85
+
+
+def test_auc_interval_matches_sklearn_and_refuses_tiny_groups():
+    from sklearn.metrics import roc_auc_score
+
+    rng = np.random.default_rng(5)
+    y = rng.integers(0, 2, 400)
+    p = np.clip(y * 0.3 + rng.random(400), 0, None)
+    auc, lo, hi = insights.auc_interval(y, p, seed=0)
+    assert auc == pytest.approx(roc_auc_score(y, p))
+    assert lo < auc < hi and hi - lo < 0.2
+    assert np.isnan(insights.auc_interval(np.r_[1, 1, np.zeros(50)], rng.random(52), seed=0)[0])
+
+
+def test_load_run_rejects_missing_and_incomplete_folders(tmp_path):
+    with pytest.raises(InputError, match="no such run folder"):
+        insights.load_run(tmp_path / "nope")
+    (tmp_path / "metrics.json").write_text("{}")
+    with pytest.raises(InputError, match="missing run.json"):
+        insights.load_run(tmp_path)
+
+
+# ---------------------------------------------------------------- on a run folder of the real data
+
+@pytest.mark.slow
+def test_load_run_refuses_a_changed_data_file(tmp_path, tmp_path_factory):
+    src = shared_run(tmp_path_factory)
+    shutil.copytree(src, tmp_path / "run")
+    info = json.loads((tmp_path / "run" / "run.json").read_text())
+    info["fingerprint"] = "0" * 64
+    (tmp_path / "run" / "run.json").write_text(json.dumps(info))
+    with pytest.raises(InputError, match="changed since this run was trained"):
+        insights.load_run(tmp_path / "run")
+
+
+@pytest.mark.slow
+def test_insights_on_the_real_data(run):
+    ins = insights.build_insights(run)
+    # The audit flags days_on_platform; the report must show the model without it and target with it.
+    assert run.leaky == [LEAKY]
+    cav = ins["caveats"]
+    pr = {r["metric"]: r for r in cav["compare"]}["pr_auc"]
+    assert pr["test_with"] > pr["test_without"] + 0.2
+    assert ins["targeting"]["model"] == "no_leak"
+    # Drivers are per original column, not per one-hot column.
+    assert set(ins["drivers"]["shap"]["importance"]["name"]) == set(run.dataset.X.columns)
+    assert ins["drivers"]["permutation"]["name"].iloc[0] == LEAKY
+    assert LEAKY not in ins["drivers"]["tree"]["columns"]
+    # Segments: counts add up to the file, and every interval contains its rate.
+    seg = ins["segments"]["table"]
+    assert seg["rows"].sum() == run.dataset.n and seg["upgrades"].sum() == int(run.dataset.y.sum())
+    assert ((seg["low"] <= seg["rate"]) & (seg["rate"] <= seg["high"])).all()
+    # Targeting: the recommended cut-off beats the two alternatives on the data it was chosen on.
+    pol = ins["targeting"]["policies"].set_index("policy")
+    assert pol.loc["half the offers", "offers"] < pol.loc["recommended", "offers"] < pol.loc["double the offers", "offers"]
+    assert ((pol["profit_low"] <= pol["profit"]) & (pol["profit"] <= pol["profit_high"])).all()
+    recs = ins["recommendations"]
+    assert 3 <= len(recs) <= 6 and all(r["anchor"] and any(ch.isdigit() for ch in r["text"]) for r in recs)
