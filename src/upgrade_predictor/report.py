@@ -241,7 +241,7 @@ def plot_profit(tgt: dict) -> str:
 
 # ------------------------------------------------------------------ assembling
 
-def render(run: insights.Run, ins: dict) -> str:
+def render(run: insights.Run, ins: dict, name: str | None = None) -> str:
     env = Environment(loader=PackageLoader("upgrade_predictor", "templates"),
                       autoescape=select_autoescape(["html", "j2"]), trim_blocks=True, lstrip_blocks=True)
     env.filters.update(pct=pct, num=num, money=money, signed=signed, interval=interval)
@@ -270,11 +270,13 @@ def render(run: insights.Run, ins: dict) -> str:
     return env.get_template("report.html.j2").render(
         run=run, info=run.info, m=run.metrics, ins=ins, figs=figs, version=__version__,
         generated=datetime.now().isoformat(timespec="seconds"), leaky=run.leaky,
-        run_name=run.dir.name, timings=run.timings)
+        run_name=name or run.dir.name, timings=run.timings)
 
 
-def build_report(run_dir: Path, console: Console | None = None) -> Path:
-    """Compute the insights of a saved run and write run_dir/report.html atomically."""
+def build_report(run_dir: Path, console: Console | None = None, name: str | None = None) -> Path:
+    """Compute the insights of a saved run and write run_dir/report.html atomically.
+
+    `name` is the run's published name when the folder is still a temp folder about to be renamed."""
     console = console or Console(stderr=True)
     started = time.perf_counter()
     run_dir = Path(run_dir)
@@ -282,7 +284,7 @@ def build_report(run_dir: Path, console: Console | None = None) -> Path:
         run = insights.load_run(run_dir)
         ins = insights.build_insights(run)
         t0 = time.perf_counter()
-        html = render(run, ins)
+        html = render(run, ins, name)
         run.timings["render"] = time.perf_counter() - t0
     out = run_dir / REPORT_FILE
     write_text_atomic(out, html)

@@ -270,7 +270,7 @@ def run_training(cfg: TrainConfig, console: Console | None = None) -> Path:
         if cfg.report:
             from .report import build_report
 
-            build_report(out, console)
+            build_report(out, console, name=dest.name)
     except BaseException:
         shutil.rmtree(out, ignore_errors=True)  # a failed or interrupted run leaves nothing behind
         raise
