@@ -109,3 +109,23 @@ def test_cli_input_errors_exit_2_without_traceback_or_output(tmp_path, frame, ar
     assert message in r.stderr and "Traceback" not in r.stderr
     assert not (tmp_path / "run").exists()
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".run")]  # no temp folder left
+
+
+@pytest.mark.parametrize("keep", [["age", "plan", "region"], ["plan", "region"], ["age", "visits"]])
+def test_any_binary_table_trains(tmp_path, keep):
+    """Not only our columns: other names, word labels, an id, all-numeric or all-categorical features."""
+    rng = np.random.default_rng(3)
+    n = 400
+    df = pd.DataFrame({"uid": np.arange(n), "age": rng.integers(18, 70, n), "visits": rng.poisson(3, n),
+                       "plan": rng.choice(["a", "b", "c"], n), "region": rng.choice(["n", "s"], n)})
+    signal = (df["plan"] == "a") * 1.5 + (df["region"] == "n") + df["visits"] * 0.3 + rng.normal(0, 1, n)
+    df["churned"] = np.where(signal > np.quantile(signal, 0.8), "yes", "no")
+    df[["uid", *keep, "churned"]].to_csv(tmp_path / "d.csv", index=False)
+    cfg = TrainConfig(data=tmp_path / "d.csv", target="churned", id_column="uid", out=tmp_path / "r",
+                      budget="quick", report=False, families=["logreg", "gbm"], strategies=["none", "smote"])
+    out = run_training(cfg)
+    m = json.loads((out / "metrics.json").read_text())
+    assert m["test"]["roc_auc"] > 0.6
+    preds = pd.read_parquet(out / "predictions.parquet")
+    assert preds["id"].notna().all() and len(preds) == n
+    assert json.loads((out / "audit.json").read_text())["positive_label"] == "yes"

@@ -5,7 +5,7 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from imblearn import FunctionSampler
-from imblearn.over_sampling import SMOTE, SMOTENC, RandomOverSampler
+from imblearn.over_sampling import SMOTE, SMOTEN, SMOTENC, RandomOverSampler
 from imblearn.pipeline import Pipeline
 from imblearn.under_sampling import RandomUnderSampler
 from sklearn.calibration import CalibratedClassifierCV
@@ -152,6 +152,8 @@ def make_sampler(strategy: str, schema: Schema, seed: int):
         if schema.categorical and schema.numeric:
             # Categories stay categorical up to this step, so SMOTE-NC never invents half a country.
             return SMOTENC(categorical_features=schema.categorical, random_state=seed)
+        if schema.categorical:
+            return SMOTEN(random_state=seed)
         return SMOTE(random_state=seed)
     raise ValueError(f"unknown imbalance strategy {strategy!r}; choose from {config.STRATEGIES}")
 
