@@ -6,7 +6,6 @@ bundle that asks for anything else (a tampered or foreign file) is refused befor
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import zipfile
 from dataclasses import dataclass
@@ -36,6 +35,7 @@ TRUSTED_TYPES = sorted({
     "imblearn.base.FunctionSampler",
     "imblearn.over_sampling._random_over_sampler.RandomOverSampler",
     "imblearn.over_sampling._smote.base.SMOTE",
+    "imblearn.over_sampling._smote.base.SMOTEN",
     "imblearn.over_sampling._smote.base.SMOTENC",
     "imblearn.pipeline.Pipeline",
     "imblearn.under_sampling._prototype_selection._random_under_sampler.RandomUnderSampler",
@@ -112,8 +112,47 @@ def untrusted_in(pipeline_bytes: bytes) -> list[str]:
     return [t for t in sio.get_untrusted_types(data=pipeline_bytes) if t not in TRUSTED_TYPES]
 
 
+def model_card(metadata: dict) -> str:
+    """A short Markdown model card from the bundle's metadata (what, how well, on what, caveats)."""
+    m = metadata
+    cv = (m.get("metrics") or {}).get("cv") or {}
+    test = (m.get("metrics") or {}).get("test") or {}
+    training = m.get("training") or {}
+    schema = m.get("schema") or {}
+    lines = [f"# Model card: {m.get('label') or m.get('key') or 'upgrade model'}", ""]
+    lines += [f"- Predicts: probability that a free user upgrades ({schema.get('target', 'target')} = "
+              f"{schema.get('positive_label', '1')})",
+              f"- Model: {m.get('key', '?')} ({m.get('family', '?')}, imbalance strategy "
+              f"{m.get('strategy', '?')}{', Platt-calibrated' if m.get('calibrated') else ''})",
+              f"- Decision threshold: {m.get('threshold', '?')} ({m.get('threshold_objective', 'chosen in training')})",
+              f"- Created: {m.get('created', '?')}; libraries: "
+              + ", ".join(f"{k} {v}" for k, v in (m.get("versions") or {}).items())]
+    if training:
+        lines.append(f"- Training data: {training.get('rows', '?')} rows of {training.get('source', '?')} "
+                     f"(sha256 {str(training.get('fingerprint', ''))[:12]}...), positive share "
+                     f"{training.get('positive_share', float('nan')):.1%}")
+    cols = schema.get("columns") or []
+    if cols:
+        lines.append("- Inputs: " + ", ".join(f"{c['name']} ({c['kind']})" for c in cols))
+    if m.get("excluded"):
+        lines.append(f"- Left out: {', '.join(m['excluded'])}")
+    lines += ["", "## Performance", "", "| metric | cross-validated | held-out test |", "| --- | --- | --- |"]
+    for k in ("roc_auc", "pr_auc", "f1", "precision", "recall", "brier"):
+        if f"{k}_mean" in cv or k in test:
+            cvs = f"{cv[f'{k}_mean']:.3f} ± {cv.get(f'{k}_sd', 0):.3f}" if f"{k}_mean" in cv else ""
+            ts = f"{test[k]:.3f}" if k in test else ""
+            lines.append(f"| {k} | {cvs} | {ts} |")
+    lines += ["", "## Caveats", "",
+              "- Engagement columns are measured up to the first purchase for buyers, so totals such as "
+              "days_on_platform tie to the label by construction; scores on users still in their free period "
+              "are lower than the test metrics suggest. Compare with the no-leak bundle when one exists.",
+              "- Country codes never seen in training are scored as rare codes; `drift` reports them.",
+              "- Scores rank users; treat them as probabilities only if the model is calibrated."]
+    return "\n".join(lines) + "\n"
+
+
 def save_bundle(path: str | Path, pipeline: Any, metadata: dict, card: str) -> Path:
-    """Write the bundle atomically (temp file, then rename)."""
+    """Write the bundle atomically (temp file, then rename); an empty card is written from the metadata."""
     path = Path(path)
     blob = sio.dumps(pipeline)
     extra = untrusted_in(blob)
@@ -127,6 +166,7 @@ def save_bundle(path: str | Path, pipeline: Any, metadata: dict, card: str) -> P
         "pipeline_sha256": hashlib.sha256(blob).hexdigest(),
         **metadata,
     }
+    card = card or model_card(meta)
     write_atomic(path, lambda f: _write_zip(f, blob, meta, card))
     return path
 
@@ -157,6 +197,9 @@ def load_bundle(path: str | Path) -> Bundle:
         pipeline = sio.loads(blob, trusted=sio.get_untrusted_types(data=blob))
     except Exception as e:  # skops raises many types for corrupt content
         raise InputError(f"{path}: the model could not be read ({type(e).__name__}: {e})")
+    if not hasattr(pipeline, "predict_proba"):
+        raise InputError(f"{path}: the bundle holds a {type(pipeline).__name__}, not a classifier with "
+                         "probabilities")
     return Bundle(pipeline, meta, card)
 
 

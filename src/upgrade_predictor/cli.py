@@ -82,6 +82,104 @@ def report_cmd(run_dir: Path = typer.Argument(..., help="a run folder written by
 # --- scoring, serving and drift commands (scoring, serving and drift modules) ---
 
 
+@app.command()
+def score(
+    model: Path = typer.Argument(..., help="model bundle (model.zip from a training run)"),
+    data: Path = typer.Argument(..., help="CSV or Parquet file of users to score"),
+    out: Path = typer.Option(..., "--out", help="ranked list to write (.csv or .parquet)"),
+    top: Optional[int] = typer.Option(None, help="keep only the N best-ranked users"),
+    budget: Optional[float] = typer.Option(None, help="keep as many users as the budget pays offers for"),
+    offer_cost: Optional[float] = typer.Option(None, help="cost of one offer, for --budget [default: the "
+                                                          "bundle's, else config]"),
+    explain: bool = typer.Option(False, help="add the top three signed reasons per user (slower)"),
+    rejects: Optional[Path] = typer.Option(None, help="rejected rows with reasons [default: OUT.rejects.csv]"),
+    max_reject_share: float = typer.Option(0.05, help="exit 1 when more than this share of rows is rejected"),
+    progress: bool = typer.Option(True, help="show a progress bar"),
+) -> None:
+    """Score a file into a ranked target list: id, probability, decision, rank (and reasons)."""
+    from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn
+
+    from .scoring import Scorer, score_file
+
+    if not 0 <= max_reject_share <= 1:
+        raise InputError(f"--max-reject-share must be between 0 and 1 (got {max_reject_share})")
+    scorer = Scorer.load(model)
+    bar = Progress("[progress.description]{task.description}", BarColumn(), DownloadColumn(),
+                   TimeRemainingColumn(), console=console, disable=not progress, transient=True)
+    with bar:
+        task = bar.add_task("scoring", total=None)
+        result = score_file(scorer, data, out, rejects=rejects, top=top, budget=budget, offer_cost=offer_cost,
+                            explain=explain, progress=lambda done, total: bar.update(task, completed=done,
+                                                                                      total=total))
+    console.print(f"{result.accepted:,} rows scored, {result.rejected:,} rejected "
+                  f"({result.reject_share:.2%}); {result.written:,} written to {result.out}; "
+                  f"rejects in {result.rejects}", highlight=False)
+    for text, count in sorted(result.reject_reasons.items(), key=lambda kv: -kv[1])[:5]:
+        console.print(f"  {count:,} x {text}", highlight=False)
+    if result.reject_share > max_reject_share:
+        fail(f"{result.reject_share:.2%} of rows were rejected, over --max-reject-share "
+             f"{max_reject_share:.2%}; see {result.rejects}", code=1)
+
+
+@app.command()
+def serve(
+    model: Path = typer.Argument(..., help="model bundle (model.zip from a training run)"),
+    host: str = typer.Option("127.0.0.1", help="interface to listen on"),
+    port: int = typer.Option(8000, help="port"),
+    max_body_bytes: int = typer.Option(2 * 1024 * 1024, help="larger request bodies get 413"),
+    workers: int = typer.Option(1, help="worker processes (each loads the model)"),
+) -> None:
+    """Serve the model over HTTP: POST /predict, GET /health, GET /model, docs at /docs."""
+    from .scoring import Scorer
+    from .serving import serve as run_server
+
+    scorer = Scorer.load(model)
+    console.print(f"serving {model} on http://{host}:{port} (docs at /docs)", highlight=False)
+    if workers < 1:
+        raise InputError(f"--workers must be at least 1 (got {workers})")
+    run_server(scorer, host=host, port=port, max_body_bytes=max_body_bytes, workers=workers,
+               model_path=str(model))
+
+
+@app.command()
+def drift(
+    model: Path = typer.Argument(..., help="model bundle (model.zip from a training run)"),
+    data: Path = typer.Argument(..., help="CSV or Parquet file of new users"),
+    out: Optional[Path] = typer.Option(None, help="JSON report [default: drift.json beside DATA]"),
+    psi_alert: float = typer.Option(0.2, help="PSI at or above this is drift"),
+    new_category_share: float = typer.Option(0.01, help="share of rows with unseen codes that is drift"),
+    range_share: float = typer.Option(0.01, help="share of rows outside the training range that is drift"),
+) -> None:
+    """Compare new data with the training reference; exit 1 when a threshold is crossed."""
+    from rich.table import Table
+
+    from .drift import check_file
+    from .files import write_json_atomic
+    from .scoring import Scorer
+
+    scorer = Scorer.load(model)
+    report = check_file(scorer, data, psi_alert=psi_alert, new_category_share=new_category_share,
+                        range_share=range_share)
+    out = out or Path(data).with_name("drift.json")
+    write_json_atomic(out, report)
+    table = Table(title=f"drift of {data} vs. training ({report['rows']:,} valid rows)")
+    for col in ("feature", "PSI", "level", "new codes", "out of range"):
+        table.add_column(col, justify="left" if col in ("feature", "level") else "right")
+    for f in report["features"]:
+        table.add_row(f["feature"], f"{f['psi']:.3f}", f["level"],
+                      f"{f.get('new_category_share', 0):.2%}" if f["kind"] == "categorical" else "",
+                      f"{f.get('out_of_range_share', 0):.2%}" if f["kind"] == "numeric" else "")
+    table.add_row("(score)", f"{report['score']['psi']:.3f}", report["score"]["level"], "", "")
+    Console().print(table)
+    if report["rows_rejected"]:
+        console.print(f"{report['rows_rejected']:,} rows failed validation and were left out", highlight=False)
+    console.print(f"report written to {out}", highlight=False)
+    if report["drifted"]:
+        for a in report["alerts"]:
+            console.print(f"[yellow]drift:[/] {a}", highlight=False)
+        raise typer.Exit(1)
+
+
 def main() -> None:
     try:
         app()

@@ -133,7 +133,7 @@ class Schema:
                 if col.nonnegative:
                     with np.errstate(invalid="ignore"):
                         flag(v < 0, f"{col.name} is negative")
-                out[col.name] = pd.Series(v, index=df.index, name=col.name)
+                out[col.name] = v
             else:
                 missing = raw.isna().to_numpy()
                 v = raw if pd.api.types.is_string_dtype(raw) and raw.dtype != object else raw.astype("str")

@@ -281,7 +281,7 @@ def run_training(cfg: TrainConfig, console: Console | None = None) -> Path:
 
 def _train_into(out: Path, ds: Dataset, report: dict, cfg: TrainConfig, budget: config.Budget,
                 console: Console, storage=None) -> None:
-    started = time.perf_counter()
+    started, started_at = time.perf_counter(), datetime.now().isoformat(timespec="seconds")
     out.chmod(0o755)
 
     groups = feature_keys(ds.X).to_numpy() if cfg.group_duplicates else None
@@ -359,7 +359,7 @@ def _train_into(out: Path, ds: Dataset, report: dict, cfg: TrainConfig, budget: 
 
     run_info = {**{k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(cfg).items()},
                 "data": ds.source, "id_column": cfg.id_column, "threshold_objective": cfg.threshold,
-                "fingerprint": ds.fingerprint, "started": datetime.now().isoformat(timespec="seconds"),
+                "fingerprint": ds.fingerprint, "started": started_at,
                 "duration_s": round(time.perf_counter() - started, 1)}
     run_info.pop("out", None)
     run_info.pop("force", None)
@@ -390,6 +390,8 @@ def bundle_metadata(model: FittedModel, ds: Dataset, schema, X_tr: pd.DataFrame,
         "schema": schema.to_dict(),
         "threshold": model.threshold,
         "threshold_objective": cfg.threshold,
+        "offer_cost": cfg.offer_cost,
+        "upgrade_value": cfg.upgrade_value,
         "key": model.candidate.key,
         "family": model.candidate.family,
         "strategy": model.candidate.strategy,
@@ -413,8 +415,7 @@ def leaderboard(results: dict[str, CVResult], objective: str) -> pd.DataFrame:
             "key": key, "family": c.family, "strategy": c.strategy,
             "model": "course reference (random forest)" if ref else FAMILIES[c.family].label,
             "strategy_label": "drop outliers (training only)" if ref else STRATEGY_LABELS[c.strategy],
-            "note": ("outliers dropped from training folds only, practice_exams_started dropped, ordinal country, "
-                     "threshold 0.5") if ref else FAMILIES[c.family].note,
+            "note": _note(c),
             "tuned": c.tuned, "is_reference": ref, **res.summary, "fit_seconds": res.fit_seconds,
         })
     board = pd.DataFrame(rows).sort_values(f"{objective}_mean", ascending=False, kind="stable")
@@ -431,6 +432,16 @@ def _leaders(results: dict[str, CVResult], objective: str, n: int) -> list[tuple
             best[f] = r
     ranked = sorted(best.values(), key=lambda r: -r.mean(objective))[:n]
     return [(r.candidate.family, r.candidate.strategy) for r in ranked]
+
+
+def _note(c: Candidate) -> str:
+    if c.family == REFERENCE:
+        return ("outliers dropped from training folds only, practice_exams_started dropped, ordinal country, "
+                "threshold 0.5")
+    notes = [FAMILIES[c.family].note] if FAMILIES[c.family].note else []
+    if c.tuned:
+        notes.append("best of the Optuna trials on these folds, so its CV score is slightly optimistic")
+    return "; ".join(notes)
 
 
 def _label(c: Candidate) -> str:
