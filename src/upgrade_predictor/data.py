@@ -56,8 +56,8 @@ def sniff_delimiter(path: Path) -> str:
         return ","
 
 
-def read_table(path: str | Path) -> pd.DataFrame:
-    """Read CSV (delimiter sniffed) or Parquet, keeping codes such as "NA" as values."""
+def check_file(path: str | Path) -> Path:
+    """The path of a readable, non-empty data file, or an InputError saying what is wrong."""
     path = Path(path)
     if not path.exists():
         raise InputError(f"{path}: no such file")
@@ -65,6 +65,12 @@ def read_table(path: str | Path) -> pd.DataFrame:
         raise InputError(f"{path}: is a folder, not a data file")
     if path.stat().st_size == 0:
         raise InputError(f"{path}: the file is empty")
+    return path
+
+
+def read_table(path: str | Path) -> pd.DataFrame:
+    """Read CSV (delimiter sniffed) or Parquet, keeping codes such as "NA" as values."""
+    path = check_file(path)
     try:
         if is_parquet(path):
             df = pd.read_parquet(path)

@@ -28,7 +28,7 @@ from sklearn.utils.metaestimators import available_if
 
 from . import config
 from .bundle import Bundle, load_bundle
-from .data import is_parquet, sniff_delimiter
+from .data import check_file, is_parquet, sniff_delimiter
 from .errors import InputError
 from .files import write_atomic
 from .models import LGBMClassifier
@@ -419,13 +419,7 @@ def _header(path: Path, delimiter: str) -> list[str]:
 def iter_batches(path: str | Path, columns: list[str], on_read: Callable[[int], None] | None = None):
     """Arrow record batches of the needed columns; CSV cells are read as text (cast per batch, so a
     bad cell rejects one row instead of failing the whole read) and only empty cells are missing."""
-    path = Path(path)
-    if not path.exists():
-        raise InputError(f"{path}: no such file")
-    if path.is_dir():
-        raise InputError(f"{path}: is a folder, not a data file")
-    if path.stat().st_size == 0:
-        raise InputError(f"{path}: the file is empty")
+    path = check_file(path)
     if is_parquet(path):
         try:
             pf = pq.ParquetFile(path)
