@@ -85,8 +85,9 @@ def report_cmd(run_dir: Path = typer.Argument(..., help="a run folder written by
 @app.command()
 def score(
     model: Path = typer.Argument(..., help="model bundle (model.zip from a training run)"),
-    data: Path = typer.Argument(..., help="CSV or Parquet file of users to score"),
-    out: Path = typer.Option(..., "--out", help="ranked list to write (.csv or .parquet)"),
+    data: str = typer.Argument(..., help="CSV or Parquet file of users to score (with --dask: also a folder "
+                                         "or glob)"),
+    out: Path = typer.Option(..., "--out", help="ranked list to write (.csv or .parquet; with --dask a folder)"),
     top: Optional[int] = typer.Option(None, help="keep only the N best-ranked users"),
     budget: Optional[float] = typer.Option(None, help="keep as many users as the budget pays offers for"),
     offer_cost: Optional[float] = typer.Option(None, help="cost of one offer, for --budget [default: the "
@@ -95,22 +96,37 @@ def score(
     rejects: Optional[Path] = typer.Option(None, help="rejected rows with reasons [default: OUT.rejects.csv]"),
     max_reject_share: float = typer.Option(0.05, help="exit 1 when more than this share of rows is rejected"),
     progress: bool = typer.Option(True, help="show a progress bar"),
+    dask: Optional[str] = typer.Option(None, help="score on a Dask cluster: a scheduler address, or 'local'"),
 ) -> None:
     """Score a file into a ranked target list: id, probability, decision, rank (and reasons)."""
-    from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn
-
-    from .scoring import Scorer, score_file
+    from rich.progress import BarColumn, DownloadColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
     if not 0 <= max_reject_share <= 1:
         raise InputError(f"--max-reject-share must be between 0 and 1 (got {max_reject_share})")
-    scorer = Scorer.load(model)
-    bar = Progress("[progress.description]{task.description}", BarColumn(), DownloadColumn(),
-                   TimeRemainingColumn(), console=console, disable=not progress, transient=True)
-    with bar:
-        task = bar.add_task("scoring", total=None)
-        result = score_file(scorer, data, out, rejects=rejects, top=top, budget=budget, offer_cost=offer_cost,
-                            explain=explain, progress=lambda done, total: bar.update(task, completed=done,
-                                                                                      total=total))
+    if dask:
+        if explain:
+            raise InputError("--explain is not available with --dask; score without it")
+        if rejects:
+            raise InputError("--rejects: with --dask the rejects are written to OUT/rejects/")
+        from .cluster import score_dataset
+
+        bar = Progress("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
+                       TimeRemainingColumn(), console=console, disable=not progress, transient=True)
+        with bar:
+            task = bar.add_task("scoring partitions", total=None)
+            result = score_dataset(model, data, out, dask, top=top, budget=budget, offer_cost=offer_cost,
+                                   progress=lambda done, total: bar.update(task, completed=done, total=total))
+    else:
+        from .scoring import Scorer, score_file
+
+        scorer = Scorer.load(model)
+        bar = Progress("[progress.description]{task.description}", BarColumn(), DownloadColumn(),
+                       TimeRemainingColumn(), console=console, disable=not progress, transient=True)
+        with bar:
+            task = bar.add_task("scoring", total=None)
+            result = score_file(scorer, Path(data), out, rejects=rejects, top=top, budget=budget,
+                                offer_cost=offer_cost, explain=explain,
+                                progress=lambda done, total: bar.update(task, completed=done, total=total))
     console.print(f"{result.accepted:,} rows scored, {result.rejected:,} rejected "
                   f"({result.reject_share:.2%}); {result.written:,} written to {result.out}; "
                   f"rejects in {result.rejects}", highlight=False)
