@@ -248,7 +248,7 @@ def score_partition(frame, part: int, bundle_bytes: bytes, digest: str, stage: s
                     id_col: str | None, keep: int | None) -> dict:
     """Score one input partition on a worker with the single-machine functions (batch_to_frame,
     Scorer.score_frame); write its scored rows (unless only the top N is kept) and its rejects."""
-    from .scoring import batch_to_frame, rank_order
+    from .scoring import batch_to_frame, rank_order, reject_table
 
     scorer = _worker_scorer(bundle_bytes, digest)
     batch = pa.Table.from_pandas(frame, preserve_index=False)  # batch_to_frame takes tables too
@@ -270,15 +270,9 @@ def score_partition(frame, part: int, bundle_bytes: bytes, digest: str, stage: s
     bad = ~valid
     reasons: dict[str, int] = {}
     if bad.any():
-        texts = scored.reasons.to_numpy()[bad].astype(str)
-        for text, count in zip(*np.unique(texts, return_counts=True)):
-            reasons[str(text)] = int(count)
-        sub = batch.filter(pa.array(bad))
-        rej = {"part": pa.array(np.full(int(bad.sum()), part, dtype=np.int32)), "local": pa.array(local[bad])}
-        for name in sub.schema.names:
-            rej[name] = pc.cast(sub.column(name), pa.string())
-        rej["reason"] = pa.array(texts, pa.string())
-        _write_parquet(pa.table(rej), Path(rejects_stage) / _part_name(part))
+        keys = {"part": pa.array(np.full(int(bad.sum()), part, dtype=np.int32)), "local": pa.array(local[bad])}
+        rej, reasons = reject_table(batch, bad, scored.reasons, keys)
+        _write_parquet(rej, Path(rejects_stage) / _part_name(part))
     return {"part": part, "rows": n, "accepted": int(valid.sum()), "rejected": int(bad.sum()),
             "reasons": reasons, "top": top}
 

@@ -58,7 +58,7 @@ class Budget:
 
 BUDGETS = {
     "quick": Budget("quick", cv_splits=2, cv_repeats=1, tune_families=1, trials=5, timeout_s=60),
-    "standard": Budget("standard", cv_splits=3, cv_repeats=2, tune_families=2, trials=16, timeout_s=180),
+    "standard": Budget("standard", cv_splits=3, cv_repeats=2, tune_families=2, trials=32, timeout_s=180),
     "thorough": Budget("thorough", cv_splits=5, cv_repeats=3, tune_families=3, trials=60, timeout_s=900),
 }
 

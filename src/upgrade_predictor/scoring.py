@@ -673,19 +673,26 @@ def _collect(res, probs, rows, ids, expl, names, reasons_count, rejects_file, wr
     bad = ~valid
     if bad.any():
         result.rejected += int(bad.sum())
-        texts = why.to_numpy()[bad]
-        for text, count in zip(*np.unique(texts.astype(str), return_counts=True)):
-            reasons_count[text] = reasons_count.get(text, 0) + int(count)
-        sub = batch.filter(pa.array(bad))
-        cols = {"row": pa.array(idx[bad])}
-        for name in sub.schema.names:
-            cols[name] = pc.cast(sub.column(name), pa.string())
-        cols["reason"] = pa.array(texts.astype(str), pa.string())
-        table = pa.table(cols)
+        table, counts = reject_table(batch, bad, why, {"row": pa.array(idx[bad])})
+        for text, count in counts.items():
+            reasons_count[text] = reasons_count.get(text, 0) + count
         if writer is None:
             writer = pacsv.CSVWriter(rejects_file, table.schema)
         writer.write_table(table)
     return writer
+
+
+def reject_table(batch, bad: np.ndarray, reasons: pd.Series, keys: dict) -> tuple[pa.Table, dict[str, int]]:
+    """The rejected rows of a batch: `keys` columns, every cell as text, and the reason; plus a count
+    per reason. Shared by the single-machine and the cluster paths."""
+    texts = reasons.to_numpy()[bad].astype(str)
+    counts = {str(t): int(c) for t, c in zip(*np.unique(texts, return_counts=True))}
+    sub = batch.filter(pa.array(bad))
+    cols = dict(keys)
+    for name in sub.schema.names:
+        cols[name] = pc.cast(sub.column(name), pa.string())
+    cols["reason"] = pa.array(texts, pa.string())
+    return pa.table(cols), counts
 
 
 def _write_ranked(f, out: Path, keep: np.ndarray, p: np.ndarray, row: np.ndarray, ids, id_col,
