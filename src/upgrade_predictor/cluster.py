@@ -12,7 +12,7 @@ import sys
 import tempfile
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator
 
@@ -24,6 +24,7 @@ import pyarrow.parquet as pq
 from . import config
 from .errors import InputError
 from .files import write_atomic, write_json_atomic
+from .scoring import BatchResult
 
 
 @contextlib.contextmanager
@@ -96,22 +97,11 @@ _SCORERS_LOCK = threading.Lock()
 
 
 @dataclass
-class DaskScoreResult:
-    """What a cluster scoring run wrote (the same counts as scoring.BatchResult)."""
+class DaskScoreResult(BatchResult):
+    """What a cluster scoring run wrote: the single-machine counts, plus partitions and time."""
 
-    out: Path
-    rejects: Path
-    rows: int
-    accepted: int
-    rejected: int
-    written: int
-    partitions: int
-    reject_reasons: dict[str, int] = field(default_factory=dict)
+    partitions: int = 0
     seconds: float = 0.0
-
-    @property
-    def reject_share(self) -> float:
-        return self.rejected / self.rows if self.rows else 0.0
 
 
 def score_dataset(model: str | Path, data: str | Path, out_dir: str | Path, address: str | None = "local", *,
@@ -203,7 +193,7 @@ def _run(client, files, parquet, columns, id_col, blob, digest, scorer, tmp: Pat
         for text, count in s["reasons"].items():
             reasons[text] = reasons.get(text, 0) + count
     result = DaskScoreResult(tmp, tmp, int(rows.sum()), sum(s["accepted"] for s in stats),
-                             sum(s["rejected"] for s in stats), 0, len(stats), reasons)
+                             sum(s["rejected"] for s in stats), 0, reasons, partitions=len(stats))
 
     final = dask.delayed(finalize_partition, pure=True)
     offsets_ref = client.scatter(row_offsets, broadcast=True, hash=True)  # once, not once per task
