@@ -285,7 +285,9 @@ def shap_by_column(bundle: Bundle, X: pd.DataFrame, seed: int, rows: int = SHAP_
         pre, model = pipe[:-1], pipe.steps[-1][1]
         Z = np.asarray(pre.transform(Xs), dtype="float64")
         names = list(pre.get_feature_names_out())
-        sv = shap.TreeExplainer(model).shap_values(Z)
+        with warnings.catch_warnings():  # shap notes a change of LightGBM's output format; handled below
+            warnings.simplefilter("ignore", UserWarning)
+            sv = shap.TreeExplainer(model).shap_values(Z)
         sv = np.asarray(sv[1] if isinstance(sv, list) else sv)
         if sv.ndim == 3:
             sv = sv[..., 1]

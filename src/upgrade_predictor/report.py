@@ -4,6 +4,7 @@ from __future__ import annotations
 import base64
 import io
 import time
+import warnings
 from datetime import datetime
 from pathlib import Path
 
@@ -154,8 +155,10 @@ def plot_shap(shap_out: dict) -> str:
     # Colour by feature value; a category column has no order, so it is drawn grey (NaN).
     feats = np.column_stack([Xs[c].to_numpy(dtype=float) if Xs[c].dtype.kind in "fiu" else
                              np.full(len(Xs), np.nan) for c in shap_out["columns"]])
-    shap.summary_plot(shap_out["values"], feats, feature_names=shap_out["columns"], show=False,
-                      plot_size=(7, 3.6), color_bar_label="feature value (grey: category)")
+    with warnings.catch_warnings():  # the all-NaN (category) colour column makes shap warn; grey is intended
+        warnings.simplefilter("ignore", RuntimeWarning)
+        shap.summary_plot(shap_out["values"], feats, feature_names=shap_out["columns"], show=False,
+                          plot_size=(7, 3.6), color_bar_label="feature value (grey: category)")
     fig = plt.gcf()
     fig.axes[0].set_xlabel(f"SHAP value ({shap_out['units']}), per original column")
     return embed(fig, "png")
@@ -288,5 +291,6 @@ def build_report(run_dir: Path, console: Console | None = None, name: str | None
         run.timings["render"] = time.perf_counter() - t0
     out = run_dir / REPORT_FILE
     write_text_atomic(out, html)
-    console.print(f"report: {out} ({len(html) / 1e6:.1f} MB, {time.perf_counter() - started:.1f}s)")
+    shown = run_dir.parent / name / REPORT_FILE if name else out  # where it will be once published
+    console.print(f"report: {shown} ({len(html) / 1e6:.1f} MB, {time.perf_counter() - started:.1f}s)")
     return out
