@@ -24,6 +24,7 @@ from . import cluster, config, evaluation
 from .audit import audit, feature_keys
 from .bundle import save_bundle
 from .data import Dataset, load_dataset
+from .drift import reference_profile
 from .errors import InputError
 from .files import write_json_atomic
 from .models import FAMILIES, STRATEGY_LABELS, build_pipeline, build_reference, calibrated, supports
@@ -283,7 +284,6 @@ def _train_into(out: Path, ds: Dataset, report: dict, cfg: TrainConfig, budget: 
                 console: Console, storage=None) -> None:
     started, started_at = time.perf_counter(), datetime.now().isoformat(timespec="seconds")
     out.chmod(0o755)
-
     groups = feature_keys(ds.X).to_numpy() if cfg.group_duplicates else None
     tr, te = holdout_split(ds.y, groups, cfg.test_size, cfg.seed)
     X_tr, y_tr, X_te, y_te = ds.X.iloc[tr], ds.y[tr], ds.X.iloc[te], ds.y[te]
@@ -291,42 +291,30 @@ def _train_into(out: Path, ds: Dataset, report: dict, cfg: TrainConfig, budget: 
     console.print(f"split: {len(tr):,} training rows ({budget.cv_splits}-fold CV x {budget.cv_repeats}), "
                   f"{len(te):,} held-out test rows (seed {cfg.seed})")
 
-    candidates = [Candidate(f, s) for f in cfg.families for s in cfg.strategies if supports(f, s)]
-    if set(config.REFERENCE_OUTLIER_LIMITS) & set(ds.schema.numeric):
-        candidates.append(Candidate(REFERENCE, "none"))
-    with _progress(console) as progress:
-        task = progress.add_task("cross-validating models x strategies", total=len(candidates) * len(folds))
-        results = cross_validate(candidates, X_tr, y_tr, folds, ds.schema, cfg.seed, cfg.jobs,
-                                 advance=lambda: progress.advance(task))
-        tuning = {}
-        for fam, strat in _leaders(results, cfg.objective, budget.tune_families):
-            best, study = tune(fam, strat, X_tr, y_tr, folds, ds.schema, cfg, budget, progress, storage)
-            results[best.candidate.key] = best
-            tuning[fam] = {"strategy": strat, "best_value": study.best_value, "n_trials": len(study.trials),
-                           "best_params": study.best_params}
-
+    results, tuning = compare(X_tr, y_tr, folds, ds.schema, cfg, budget, console, storage)
     board = leaderboard(results, cfg.objective)
-    chosen_key = board.loc[~board["is_reference"], "key"].iloc[0]
-    chosen = results[chosen_key]
-    console.print(f"chosen: [bold]{chosen_key}[/] (CV {cfg.objective} {chosen.mean(cfg.objective):.4f})")
+    chosen = results[board.loc[~board["is_reference"], "key"].iloc[0]]
+    console.print(f"chosen: [bold]{chosen.candidate.key}[/] (CV {cfg.objective} {chosen.mean(cfg.objective):.4f})")
 
     with console.status("fitting the chosen model, the reference recipe and the test predictions"):
         final = fit_final(chosen.candidate, X_tr, y_tr, X_te, y_te, folds, ds.schema, cfg, chosen.oof)
         ref = None
         if REFERENCE in results:
             ref = fit_final(results[REFERENCE].candidate, X_tr, y_tr, X_te, y_te, folds, ds.schema, cfg)
-        no_leak = None
+        # The same pipeline without the features the audit flagged: the model fit to score today's users.
         leaky = [c for c in report["leakage_flags"] if c in ds.schema.names]
+        no_leak = None
         if leaky and len(leaky) < len(ds.schema.names):
             keep = [c for c in ds.X.columns if c not in leaky]
             schema_nl = ds.schema.without(leaky)
             nl_cv = cross_validate([chosen.candidate], X_tr[keep], y_tr, folds, schema_nl, cfg.seed, cfg.jobs)
+            nl_cv = nl_cv[chosen.candidate.key]
             no_leak = fit_final(chosen.candidate, X_tr[keep], y_tr, X_te[keep], y_te, folds, schema_nl, cfg,
-                                nl_cv[chosen_key].oof)
-            no_leak_cv = nl_cv[chosen_key].summary
+                                nl_cv.oof)
 
     metrics = {
-        "chosen": {"key": chosen_key, "family": chosen.candidate.family, "strategy": chosen.candidate.strategy,
+        "chosen": {"key": chosen.candidate.key, "family": chosen.candidate.family,
+                   "strategy": chosen.candidate.strategy,
                    "params": {**FAMILIES[chosen.candidate.family].defaults, **chosen.candidate.params},
                    "label": _label(chosen.candidate), "calibrated": final.calibrated},
         "objective": cfg.objective,
@@ -339,53 +327,61 @@ def _train_into(out: Path, ds: Dataset, report: dict, cfg: TrainConfig, budget: 
                   "cv_repeats": budget.cv_repeats},
         "tuning": tuning,
     }
-    if ref is not None:
-        metrics["reference"] = {"test": ref.test, "cv": results[REFERENCE].summary, "threshold": 0.5}
-    if no_leak is not None:
-        metrics["no_leak"] = {"excluded": leaky, "test": no_leak.test, "train": no_leak.train,
-                              "cv": no_leak_cv, "threshold": no_leak.threshold}
-
     preds = pd.DataFrame({"row": np.r_[tr, te], "set": ["train"] * len(tr) + ["test"] * len(te),
                           "y": np.r_[y_tr, y_te], "oof": np.r_[final.oof, np.full(len(te), np.nan)],
                           "p": np.r_[final.p_train, final.p_test]})
     if ds.ids is not None:
         preds.insert(1, "id", ds.ids.iloc[preds["row"].to_numpy()].to_numpy())
     if ref is not None:
+        metrics["reference"] = {"test": ref.test, "cv": results[REFERENCE].summary, "threshold": 0.5}
         preds["p_reference"] = np.r_[np.full(len(tr), np.nan), ref.p_test]
     if no_leak is not None:
+        metrics["no_leak"] = {"excluded": leaky, "test": no_leak.test, "train": no_leak.train,
+                              "cv": nl_cv.summary, "threshold": no_leak.threshold}
         preds["p_no_leak"] = np.r_[no_leak.p_train, no_leak.p_test]
         preds["oof_no_leak"] = np.r_[no_leak.oof, np.full(len(te), np.nan)]
-    cv_preds = pd.DataFrame({"row": tr, "y": y_tr, **{k: r.oof for k, r in results.items()}})
 
-    run_info = {**{k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(cfg).items()},
-                "data": ds.source, "id_column": cfg.id_column, "threshold_objective": cfg.threshold,
-                "fingerprint": ds.fingerprint, "started": started_at,
-                "duration_s": round(time.perf_counter() - started, 1)}
-    run_info.pop("out", None)
-    run_info.pop("force", None)
+    run_info = {**{k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(cfg).items()
+                   if k not in ("out", "force")},
+                "data": ds.source, "threshold_objective": cfg.threshold, "fingerprint": ds.fingerprint,
+                "started": started_at, "duration_s": round(time.perf_counter() - started, 1)}
     write_json_atomic(out / "run.json", run_info)
     write_json_atomic(out / "audit.json", report)
     write_json_atomic(out / "metrics.json", metrics)
     board.to_csv(out / "leaderboard.csv", index=False)
     preds.to_parquet(out / "predictions.parquet", index=False)
-    cv_preds.to_parquet(out / "cv_predictions.parquet", index=False)
+    pd.DataFrame({"row": tr, "y": y_tr, **{k: r.oof for k, r in results.items()}}).to_parquet(
+        out / "cv_predictions.parquet", index=False)
     save_bundle(out / "model.zip", final.estimator,
-                bundle_metadata(final, ds, ds.schema, X_tr, metrics["cv"], cfg, excluded=list(cfg.exclude)),
-                "")
+                bundle_metadata(final, ds, ds.schema, X_tr, chosen.summary, cfg, list(cfg.exclude)), "")
     if no_leak is not None:
         save_bundle(out / "model_no_leak.zip", no_leak.estimator,
-                    bundle_metadata(no_leak, ds, ds.schema.without(leaky), X_tr[keep], no_leak_cv, cfg,
-                                    excluded=list(cfg.exclude) + leaky), "")
+                    bundle_metadata(no_leak, ds, schema_nl, X_tr[keep], nl_cv.summary, cfg,
+                                    list(cfg.exclude) + leaky), "")
     show_results(console, board, metrics, cfg.objective)
+
+
+def compare(X_tr, y_tr, folds, schema, cfg: TrainConfig, budget: config.Budget, console: Console,
+            storage=None) -> tuple[dict[str, CVResult], dict]:
+    """Every family x strategy (and the reference recipe) on the same folds, then Optuna on the leaders."""
+    candidates = [Candidate(f, s) for f in cfg.families for s in cfg.strategies if supports(f, s)]
+    if set(config.REFERENCE_OUTLIER_LIMITS) & set(schema.numeric):
+        candidates.append(Candidate(REFERENCE, "none"))
+    with _progress(console) as progress:
+        task = progress.add_task("cross-validating models x strategies", total=len(candidates) * len(folds))
+        results = cross_validate(candidates, X_tr, y_tr, folds, schema, cfg.seed, cfg.jobs,
+                                 advance=lambda: progress.advance(task))
+        tuning = {}
+        for fam, strat in _leaders(results, cfg.objective, budget.tune_families):
+            best, study = tune(fam, strat, X_tr, y_tr, folds, schema, cfg, budget, progress, storage)
+            results[best.candidate.key] = best
+            tuning[fam] = {"strategy": strat, "best_value": study.best_value, "n_trials": len(study.trials),
+                           "best_params": study.best_params}
+    return results, tuning
 
 
 def bundle_metadata(model: FittedModel, ds: Dataset, schema, X_tr: pd.DataFrame, cv: dict, cfg: TrainConfig,
                     excluded: list[str]) -> dict:
-    try:
-        from .drift import reference_profile
-    except ImportError:
-        reference_profile = lambda *a: {}  # noqa: E731
-
     return {
         "schema": schema.to_dict(),
         "threshold": model.threshold,
