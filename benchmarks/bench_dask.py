@@ -20,12 +20,10 @@ from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
-import pyarrow as pa
-import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from bench_scoring import OUT, default_model
-from upgrade_predictor import cluster, config
+from bench_scoring import OUT, default_model, real_users
+from upgrade_predictor import cluster
 
 
 def make_lake(rows: int, file_rows: int, seed: int = 0) -> Path:
@@ -34,10 +32,7 @@ def make_lake(rows: int, file_rows: int, seed: int = 0) -> Path:
     if (lake / "_done").exists():
         return lake
     lake.mkdir(parents=True, exist_ok=True)
-    src = pacsv.read_csv(config.default_data_path(),
-                         convert_options=pacsv.ConvertOptions(column_types={"student_country": pa.string()},
-                                                              null_values=[""], strings_can_be_null=False))
-    src = src.drop_columns([config.TARGET])
+    src = real_users()
     rng = np.random.default_rng(seed)
     for i, s in enumerate(range(0, rows, file_rows)):
         idx = rng.integers(0, src.num_rows, min(file_rows, rows - s))

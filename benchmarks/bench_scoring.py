@@ -25,16 +25,21 @@ from upgrade_predictor import bundle, config, data, models, scoring
 OUT = Path(__file__).resolve().parent / "out"
 
 
+def real_users() -> pa.Table:
+    """The real rows without their label, read so that "NA" stays Namibia."""
+    src = pacsv.read_csv(config.default_data_path(),
+                         convert_options=pacsv.ConvertOptions(column_types={"student_country": pa.string()},
+                                                              null_values=[""], strings_can_be_null=False))
+    return src.drop_columns([config.TARGET])
+
+
 def make_csv(rows: int, seed: int = 0) -> Path:
     """Resample the real rows (labels dropped) into a CSV written like the original file."""
     path = OUT / f"users_{rows}.csv"
     if path.exists():
         return path
     OUT.mkdir(parents=True, exist_ok=True)
-    src = pacsv.read_csv(config.default_data_path(),
-                         convert_options=pacsv.ConvertOptions(column_types={"student_country": pa.string()},
-                                                              null_values=[""], strings_can_be_null=False))
-    src = src.drop_columns([config.TARGET])
+    src = real_users()
     idx = np.random.default_rng(seed).integers(0, src.num_rows, rows)
     tmp = path.with_suffix(".tmp")
     with pacsv.CSVWriter(str(tmp), src.schema, write_options=pacsv.WriteOptions(quoting_style="needed")) as w:
