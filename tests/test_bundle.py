@@ -73,28 +73,25 @@ def test_altered_model_is_refused(gbm_bundle, tmp_path):
         bundle.load_bundle(bad)
 
 
-def test_untrusted_type_is_refused_even_with_a_matching_checksum(gbm_bundle, tmp_path):
+def _swap_model(path, dest, obj):
+    """A copy of the bundle with another object inside and a checksum that matches it."""
     import hashlib
 
-    blob = sio.dumps(FunctionTransformer(func=print))
-    with zipfile.ZipFile(gbm_bundle) as z:
+    blob = sio.dumps(obj)
+    with zipfile.ZipFile(path) as z:
         meta = json.loads(z.read(bundle.METADATA_FILE))
     meta["pipeline_sha256"] = hashlib.sha256(blob).hexdigest()
-    bad = _rewrite(gbm_bundle, tmp_path / "foreign.zip",
-                   **{bundle.PIPELINE_FILE: blob, bundle.METADATA_FILE: json.dumps(meta).encode()})
+    return _rewrite(path, dest, **{bundle.PIPELINE_FILE: blob, bundle.METADATA_FILE: json.dumps(meta).encode()})
+
+
+def test_untrusted_type_is_refused_even_with_a_matching_checksum(gbm_bundle, tmp_path):
+    bad = _swap_model(gbm_bundle, tmp_path / "foreign.zip", FunctionTransformer(func=print))
     with pytest.raises(InputError, match="untrusted type"):
         bundle.load_bundle(bad)
 
 
 def test_a_bundle_without_a_classifier_is_refused(gbm_bundle, tmp_path):
-    import hashlib
-
-    blob = sio.dumps(MinMaxScaler().fit(np.eye(3)))
-    with zipfile.ZipFile(gbm_bundle) as z:
-        meta = json.loads(z.read(bundle.METADATA_FILE))
-    meta["pipeline_sha256"] = hashlib.sha256(blob).hexdigest()
-    bad = _rewrite(gbm_bundle, tmp_path / "scaler.zip",
-                   **{bundle.PIPELINE_FILE: blob, bundle.METADATA_FILE: json.dumps(meta).encode()})
+    bad = _swap_model(gbm_bundle, tmp_path / "scaler.zip", MinMaxScaler().fit(np.eye(3)))
     with pytest.raises(InputError, match="not a classifier"):
         bundle.load_bundle(bad)
 

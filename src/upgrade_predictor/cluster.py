@@ -386,7 +386,7 @@ def _input_files(data: str) -> tuple[list[str], bool]:
 def _input_columns(first: str, parquet: bool, needed: list[str]) -> set[str]:
     """The columns of the first file; a missing model column is an input error (the id is optional)."""
     from .data import sniff_delimiter
-    from .scoring import _header
+    from .scoring import csv_header
 
     if parquet:
         try:
@@ -394,7 +394,7 @@ def _input_columns(first: str, parquet: bool, needed: list[str]) -> set[str]:
         except (pa.ArrowInvalid, OSError) as e:
             raise InputError(f"{first}: cannot be read as Parquet ({e})")
     else:
-        names = set(_header(Path(first), sniff_delimiter(Path(first))))
+        names = set(csv_header(Path(first), sniff_delimiter(Path(first))))
     missing = [c for c in needed if c not in names]
     if missing:
         raise InputError(f"{first}: missing column(s) {', '.join(missing)}; the model needs "

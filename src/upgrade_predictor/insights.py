@@ -21,7 +21,7 @@ from .data import Dataset, load_dataset
 from .errors import InputError
 from .evaluation import METRICS
 from .features import RATIOS
-from .models import FAMILIES, STRATEGY_LABELS
+from .models import FAMILIES, STRATEGY_LABELS, inner_pipeline
 
 RUN_FILES = ["run.json", "audit.json", "metrics.json", "leaderboard.csv", "predictions.parquet",
              "cv_predictions.parquet", "model.zip"]
@@ -125,12 +125,6 @@ def load_run(run_dir: str | Path) -> Run:
     no_leak = load_bundle(d / "model_no_leak.zip") if (d / "model_no_leak.zip").exists() else None
     return Run(d, info, aud, metrics, pd.read_csv(d / "leaderboard.csv"), preds,
                pd.read_parquet(d / "cv_predictions.parquet"), ds, load_bundle(d / "model.zip"), no_leak)
-
-
-def inner_pipeline(estimator):
-    """The feature/model pipeline inside a calibration wrapper (ensemble=False keeps exactly one)."""
-    cal = getattr(estimator, "calibrated_classifiers_", None)
-    return cal[0].estimator if cal else estimator
 
 
 def source_columns(transformed: list[str], original: list[str], categorical: list[str]) -> list[dict[str, float]]:

@@ -194,3 +194,9 @@ def calibrated(pipeline: Pipeline, seed: int = config.SEED) -> CalibratedClassif
     scores, so scoring costs one model, not five."""
     return CalibratedClassifierCV(pipeline, method="sigmoid", ensemble=False,
                                   cv=StratifiedKFold(5, shuffle=True, random_state=seed))
+
+
+def inner_pipeline(estimator):
+    """The feature/model pipeline inside a calibration wrapper (ensemble=False keeps exactly one)."""
+    cal = getattr(estimator, "calibrated_classifiers_", None)
+    return cal[0].estimator if cal is not None and len(cal) == 1 else estimator

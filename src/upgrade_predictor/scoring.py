@@ -31,7 +31,7 @@ from .bundle import Bundle, load_bundle
 from .data import check_file, is_parquet, sniff_delimiter
 from .errors import InputError
 from .files import write_atomic
-from .models import LGBMClassifier
+from .models import LGBMClassifier, inner_pipeline
 from .schema import Schema
 
 BLOCK_BYTES = 8 << 20  # CSV bytes per Arrow record batch (~0.4M rows of this data)
@@ -213,12 +213,6 @@ def _fast_model(model):
     return None
 
 
-def _inner_pipeline(model):
-    if isinstance(model, CalibratedClassifierCV) and len(model.calibrated_classifiers_) == 1:
-        return model.calibrated_classifiers_[0].estimator
-    return model
-
-
 def probe_rows(schema: Schema, n: int = 256, seed: int = 0) -> pd.DataFrame:
     """Valid rows spanning the schema (zeros, ranges, every known code and an unseen one)."""
     rng = np.random.default_rng(seed)
@@ -315,7 +309,7 @@ class Scorer:
         LightGBM's own TreeSHAP (pred_contrib) on the encoded columns, summed back to the columns of
         the input: one-hot columns to their categorical column, each ratio feature half to its
         numerator and half to its denominator."""
-        inner = _inner_pipeline(self.pipeline)
+        inner = inner_pipeline(self.pipeline)
         model = inner.steps[-1][1] if isinstance(inner, SkPipeline) else None
         if model is None or not hasattr(model, "booster_"):
             raise InputError("--explain needs a gradient-boosting (LightGBM) model; this bundle holds "
@@ -412,7 +406,8 @@ class _CountingFile:
         self.closed = True
 
 
-def _header(path: Path, delimiter: str) -> list[str]:
+def csv_header(path: Path, delimiter: str) -> list[str]:
+    """The column names of a CSV file, stripped."""
     return [c.strip() for c in _header_raw(path, delimiter)]
 
 
@@ -435,7 +430,7 @@ def iter_batches(path: str | Path, columns: list[str], on_read: Callable[[int], 
             yield b
         return
     delim = sniff_delimiter(path)
-    header = _header(path, delim)
+    header = csv_header(path, delim)
     missing = [c for c in columns if c not in header]
     if missing:
         raise InputError(f"{path}: missing column(s) {', '.join(missing)}; the model needs "
@@ -578,7 +573,6 @@ def score_file(scorer: Scorer, data: str | Path, out: str | Path, *, rejects: st
         expl: list[tuple[np.ndarray, np.ndarray]] = []
         names: list[str] = []
         reasons_count: dict[str, int] = {}
-        with_id = False
         writer = None
         offset = 0
         pool = ThreadPoolExecutor(max(workers, 1))
@@ -652,7 +646,7 @@ def _available(path: Path, columns: list[str]) -> set[str]:
             return set(pq.ParquetFile(path).schema_arrow.names)
         except (pa.ArrowInvalid, OSError):
             return set(columns)
-    return set(_header(path, sniff_delimiter(path)))
+    return set(csv_header(path, sniff_delimiter(path)))
 
 
 def _collect(res, probs, rows, ids, expl, names, reasons_count, rejects_file, writer, with_id, id_col,
