@@ -6,8 +6,9 @@
 Writes the input once (rows resampled from the real file, labels dropped) as Parquet parts under
 benchmarks/out/lake_<rows>/, then prints from one run: the cluster's wall time and rows/s, each worker's
 peak resident memory, the time per task group (read + score per partition, sort, final ranks), and the
-single-process path (scoring.score_file over the same parts, one after another) in rows/s, with the ratio.
+single-process path (score_file over the same parts, one after another) in rows/s, with the ratio.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -23,7 +24,8 @@ import numpy as np
 import pyarrow.parquet as pq
 
 from bench_scoring import OUT, default_model, real_users
-from upgrade_predictor import cluster
+from upgrade_predictor import parallel
+from upgrade_predictor.scoring import cluster
 
 
 def make_lake(rows: int, file_rows: int, seed: int = 0) -> Path:
@@ -42,19 +44,23 @@ def make_lake(rows: int, file_rows: int, seed: int = 0) -> Path:
 
 
 def single_process(model: Path, files: list[Path], out: Path) -> tuple[float, float]:
-    """Wall seconds and peak RSS (MB) of scoring.score_file over every part, in a child process."""
+    """Wall seconds and peak RSS (MB) of score_file over every part, in a child process."""
     code = (
         "import resource, sys\n"
-        "from upgrade_predictor import scoring\n"
-        "s = scoring.Scorer.load(sys.argv[1])\n"
+        "from upgrade_predictor.scoring.batch import score_file\nfrom upgrade_predictor.scoring.scorer import Scorer\n"
+        "s = Scorer.load(sys.argv[1])\n"
         "for i, f in enumerate(sys.argv[3:]):\n"
-        "    scoring.score_file(s, f, f'{sys.argv[2]}/scored-{i:05d}.parquet')\n"
+        "    score_file(s, f, f'{sys.argv[2]}/scored-{i:05d}.parquet')\n"
         "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)\n"  # its own peak, not the workers'
     )
     out.mkdir(parents=True, exist_ok=True)
     t = time.perf_counter()
-    r = subprocess.run([sys.executable, "-c", code, str(model), str(out), *map(str, files)], check=True,
-                       capture_output=True, text=True)
+    r = subprocess.run(
+        [sys.executable, "-c", code, str(model), str(out), *map(str, files)],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
     wall = time.perf_counter() - t
     return wall, int(r.stdout.split()[-1]) / 1024
 
@@ -66,8 +72,9 @@ def peak_rss_mb() -> float:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--rows", type=int, default=50_000_000)
-    ap.add_argument("--file-rows", type=int, default=2_500_000,
-                    help="rows per Parquet part (one partition each)")
+    ap.add_argument(
+        "--file-rows", type=int, default=2_500_000, help="rows per Parquet part (one partition each)"
+    )
     ap.add_argument("--model", type=Path, default=None)
     ap.add_argument("--skip-single", action="store_true", help="do not run the single-process path")
     a = ap.parse_args()
@@ -76,21 +83,25 @@ def main() -> None:
     lake = make_lake(a.rows, a.file_rows)
     files = sorted(lake.glob("users-*.parquet"))
     size = sum(f.stat().st_size for f in files)
-    print(f"model {model}; input {lake} ({a.rows:,} rows in {len(files)} parts, "
-          f"{size / 1e6:,.0f} MB on disk; ready in {time.perf_counter() - t:.0f} s)")
+    print(
+        f"model {model}; input {lake} ({a.rows:,} rows in {len(files)} parts, "
+        f"{size / 1e6:,.0f} MB on disk; ready in {time.perf_counter() - t:.0f} s)"
+    )
 
     from distributed import get_task_stream
 
     out = OUT / "dask_scored"
-    with cluster.connect("local") as client:
+    with parallel.connect("local") as client:
         with get_task_stream(client) as ts:
             t = time.perf_counter()
             res = cluster.score_dataset(model, str(lake / "users-*.parquet"), out, client=client)
             wall = time.perf_counter() - t
         peaks = client.run(peak_rss_mb)
         nworkers = len(peaks)
-    print(f"dask, local cluster of {nworkers} workers x 1 thread: {wall:.1f} s, {a.rows / wall:,.0f} rows/s; "
-          f"{res.partitions} partitions, {res.written:,} rows written, {res.rejected:,} rejected")
+    print(
+        f"dask, local cluster of {nworkers} workers x 1 thread: {wall:.1f} s, {a.rows / wall:,.0f} rows/s; "
+        f"{res.partitions} partitions, {res.written:,} rows written, {res.rejected:,} rejected"
+    )
     for addr, mb in sorted(peaks.items()):
         print(f"  peak RSS of worker {addr}: {mb:,.0f} MB")
     print(f"  peak RSS of the client (with the in-process scheduler): {peak_rss_mb():,.0f} MB")
@@ -114,8 +125,10 @@ def main() -> None:
 
     if not a.skip_single:
         wall_s, peak_s = single_process(model, files, OUT / "single_scored")
-        print(f"single process (scoring.score_file over the same {len(files)} parts): {wall_s:.1f} s, "
-              f"{a.rows / wall_s:,.0f} rows/s, peak RSS {peak_s:,.0f} MB")
+        print(
+            f"single process (score_file over the same {len(files)} parts): {wall_s:.1f} s, "
+            f"{a.rows / wall_s:,.0f} rows/s, peak RSS {peak_s:,.0f} MB"
+        )
         print(f"ratio dask / single process (rows/s): {wall_s / wall:.2f}")
 
 

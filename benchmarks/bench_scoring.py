@@ -6,6 +6,7 @@ Prints, from one run: the end-to-end rate of `upgrade-predictor score` (a child 
 memory is measured alone), the bare model's in-memory predict_proba rate on the same rows, their
 ratio, the largest difference between the two, and the --explain rate on a slice.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -19,17 +20,23 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.csv as pacsv
+from sklearn.pipeline import Pipeline as SkPipeline
 
-from upgrade_predictor import bundle, config, data, models, scoring
+from upgrade_predictor import bundle, config, dataset, models
+from upgrade_predictor.scoring.fast import FastPipeline
+from upgrade_predictor.scoring.scorer import Scorer
 
 OUT = Path(__file__).resolve().parent / "out"
 
 
 def real_users() -> pa.Table:
     """The real rows without their label, read so that "NA" stays Namibia."""
-    src = pacsv.read_csv(config.default_data_path(),
-                         convert_options=pacsv.ConvertOptions(column_types={"student_country": pa.string()},
-                                                              null_values=[""], strings_can_be_null=False))
+    src = pacsv.read_csv(
+        config.default_data_path(),
+        convert_options=pacsv.ConvertOptions(
+            column_types={"student_country": pa.string()}, null_values=[""], strings_can_be_null=False
+        ),
+    )
     return src.drop_columns([config.TARGET])
 
 
@@ -44,7 +51,7 @@ def make_csv(rows: int, seed: int = 0) -> Path:
     tmp = path.with_suffix(".tmp")
     with pacsv.CSVWriter(str(tmp), src.schema, write_options=pacsv.WriteOptions(quoting_style="needed")) as w:
         for s in range(0, rows, 1_000_000):
-            w.write_table(src.take(idx[s:s + 1_000_000]))
+            w.write_table(src.take(idx[s : s + 1_000_000]))
     tmp.rename(path)
     return path
 
@@ -53,10 +60,14 @@ def default_model() -> Path:
     """The model training most often chooses here: LightGBM with default parameters, all rows."""
     path = OUT / "bench_model.zip"
     if not path.exists():
-        ds = data.load_dataset()
+        ds = dataset.load_dataset()
         pipe = models.build_pipeline(ds.schema, "gbm", "none").fit(ds.X, ds.y)
-        bundle.save_bundle(path, pipe, {"schema": ds.schema.to_dict(), "threshold": 0.4, "family": "gbm",
-                                        "key": "gbm/none"}, "")
+        bundle.save_bundle(
+            path,
+            pipe,
+            {"schema": ds.schema.to_dict(), "threshold": 0.4, "family": "gbm", "key": "gbm/none"},
+            "",
+        )
     return path
 
 
@@ -73,8 +84,12 @@ def run_cli(args: list[str]) -> tuple[float, float]:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--rows", type=int, default=10_000_000)
-    ap.add_argument("--compare-rows", type=int, default=1_000_000,
-                    help="rows (from the top of the file) for the bare model's rate and the exactness check")
+    ap.add_argument(
+        "--compare-rows",
+        type=int,
+        default=1_000_000,
+        help="rows (from the top of the file) for the bare model's rate and the exactness check",
+    )
     ap.add_argument("--explain-rows", type=int, default=200_000)
     ap.add_argument("--model", type=Path, default=None)
     a = ap.parse_args()
@@ -87,18 +102,20 @@ def main() -> None:
     rate = a.rows / wall
     print(f"end to end (score, no --explain): {wall:.2f} s, {rate:,.0f} rows/s, peak RSS {peak:,.0f} MB")
 
-    scorer = scoring.Scorer.load(model)
+    scorer = Scorer.load(model)
     head = pd.read_csv(csv, nrows=a.compare_rows, keep_default_na=False, na_values=config.NA_VALUES)
     X, reasons = scorer.validate(head)
     assert (reasons == "").all()
     pipe = scorer.pipeline
     t = time.perf_counter()
-    bare = np.concatenate([pipe.predict_proba(X.iloc[s:s + 100_000])[:, 1] for s in range(0, len(X), 100_000)])
+    bare = np.concatenate(
+        [pipe.predict_proba(X.iloc[s : s + 100_000])[:, 1] for s in range(0, len(X), 100_000)]
+    )
     bare_rate = len(X) / (time.perf_counter() - t)
-    inner = scoring._inner_pipeline(pipe)
+    inner = models.inner_pipeline(pipe)
     final_rate = None
-    if isinstance(inner, scoring.SkPipeline) and inner is pipe:
-        Z = [scoring._FastPipeline(inner).transform(X.iloc[s:s + 100_000]) for s in range(0, len(X), 100_000)]
+    if isinstance(inner, SkPipeline) and inner is pipe:
+        Z = [FastPipeline(inner).transform(X.iloc[s : s + 100_000]) for s in range(0, len(X), 100_000)]
         t = time.perf_counter()
         for z in Z:
             inner.steps[-1][1].predict_proba(z)
@@ -107,13 +124,17 @@ def main() -> None:
     print(f"bare pipeline predict_proba in memory (typed frame, {len(X):,} rows): {bare_rate:,.0f} rows/s")
     if final_rate:
         print(f"final estimator alone on the encoded matrix: {final_rate:,.0f} rows/s")
-    print(f"ratio end-to-end / bare pipeline: {rate / bare_rate:.2f}"
-          + (f"; end-to-end / final estimator: {rate / final_rate:.2f}" if final_rate else ""))
+    print(
+        f"ratio end-to-end / bare pipeline: {rate / bare_rate:.2f}"
+        + (f"; end-to-end / final estimator: {rate / final_rate:.2f}" if final_rate else "")
+    )
 
     scored = pd.read_parquet(out, columns=["row", "probability"])
     got = scored.loc[scored["row"] < len(X)].sort_values("row")["probability"].to_numpy()
-    print(f"rows written {len(scored):,}; max |batch - predict_proba| on {len(X):,} rows: "
-          f"{np.max(np.abs(got - bare)):.3g}")
+    print(
+        f"rows written {len(scored):,}; max |batch - predict_proba| on {len(X):,} rows: "
+        f"{np.max(np.abs(got - bare)):.3g}"
+    )
     del scored
 
     small = OUT / f"users_{a.explain_rows}.csv"
@@ -124,8 +145,17 @@ def main() -> None:
                     break
                 dst.write(line)
     if scorer.family in (None, "gbm"):
-        wall_e, _ = run_cli(["score", str(model), str(small), "--out", str(OUT / "explained.csv"), "--explain",
-                             "--no-progress"])
+        wall_e, _ = run_cli(
+            [
+                "score",
+                str(model),
+                str(small),
+                "--out",
+                str(OUT / "explained.csv"),
+                "--explain",
+                "--no-progress",
+            ]
+        )
         print(f"--explain: {a.explain_rows:,} rows in {wall_e:.2f} s, {a.explain_rows / wall_e:,.0f} rows/s")
 
 

@@ -7,6 +7,7 @@ over keep-alive connections (each at its scheduled time, whether or not earlier 
 with latency counted from that time, so slow answers cannot hide queueing), then times requests of
 1,000 users with httpx. Prints p50/p95/p99/max and the error count.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -65,8 +66,10 @@ class Connection:
         self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
 
     async def post(self, path: str, body: bytes) -> int:
-        head = (f"POST {path} HTTP/1.1\r\nHost: {self.host}\r\nContent-Type: application/json\r\n"
-                f"Content-Length: {len(body)}\r\n\r\n").encode()
+        head = (
+            f"POST {path} HTTP/1.1\r\nHost: {self.host}\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n"
+        ).encode()
         self.writer.write(head + body)
         status_line = await self.reader.readline()
         length = 0
@@ -80,8 +83,9 @@ class Connection:
         return int(status_line.split()[1])
 
 
-async def load(url: str, rate: float, seconds: float, users: list[dict],
-               connections: int = 32) -> tuple[np.ndarray, int]:
+async def load(
+    url: str, rate: float, seconds: float, users: list[dict], connections: int = 32
+) -> tuple[np.ndarray, int]:
     """Open loop: request i is due at start + i/rate; its latency runs from that moment, so time spent
     waiting for a free connection (queueing) counts too."""
     async with httpx.AsyncClient(timeout=10) as client:
@@ -132,7 +136,7 @@ async def big_requests(url: str, users: list[dict], repeats: int) -> np.ndarray:
     async with httpx.AsyncClient(timeout=30) as client:
         times = []
         for i in range(repeats + 2):
-            body = users[(i * 1000) % (len(users) - 1000):][:1000]
+            body = users[(i * 1000) % (len(users) - 1000) :][:1000]
             t = time.perf_counter()
             r = await client.post(url + "/predict", json=body)
             dt = time.perf_counter() - t
@@ -153,20 +157,36 @@ def main() -> None:
     model = a.model or default_model()
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    server = subprocess.Popen([sys.executable, "-m", "upgrade_predictor.cli", "serve", str(model),
-                               "--port", str(port),
-                               "--workers", str(a.workers)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "upgrade_predictor.cli",
+            "serve",
+            str(model),
+            "--port",
+            str(port),
+            "--workers",
+            str(a.workers),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         users = real_users(20_000)
         gc.collect()
         gc.freeze()  # the load generator's own pauses would count as server latency
         lat, errors = asyncio.run(load(url, a.rate, a.seconds, users))
         p50, p95, p99 = np.percentile(lat, [50, 95, 99])
-        print(f"{a.workers} worker(s); single user, {a.rate:.0f} req/s for {a.seconds:.0f} s: {len(lat):,} requests, {errors} errors; "
-              f"latency ms p50 {p50:.1f} p95 {p95:.1f} p99 {p99:.1f} max {lat.max():.1f}")
+        print(
+            f"{a.workers} worker(s); single user, {a.rate:.0f} req/s for {a.seconds:.0f} s: {len(lat):,} requests, {errors} errors; "
+            f"latency ms p50 {p50:.1f} p95 {p95:.1f} p99 {p99:.1f} max {lat.max():.1f}"
+        )
         big = asyncio.run(big_requests(url, users, a.big_repeats))
-        print(f"1,000 users per request ({len(big)} requests): ms median {np.median(big):.1f} "
-              f"p95 {np.percentile(big, 95):.1f} max {big.max():.1f}")
+        print(
+            f"1,000 users per request ({len(big)} requests): ms median {np.median(big):.1f} "
+            f"p95 {np.percentile(big, 95):.1f} max {big.max():.1f}"
+        )
     finally:
         server.terminate()
         server.wait(timeout=10)

@@ -3,6 +3,7 @@ reference recipe from the same run, and the cost of an exact RBF SVM against the
 
     .venv/bin/python benchmarks/bench_training.py [--budgets quick,standard] [--data PATH]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -19,9 +20,10 @@ from sklearn.metrics import average_precision_score
 from sklearn.model_selection import StratifiedKFold
 from sklearn.svm import SVC
 
-from upgrade_predictor.data import load_dataset
+from upgrade_predictor.api import TrainConfig, train
+from upgrade_predictor.dataset import load_dataset
 from upgrade_predictor.models import build_pipeline
-from upgrade_predictor.training import TrainConfig, holdout_split, run_training
+from upgrade_predictor.training.protocol import holdout_split
 
 console = Console()
 
@@ -36,7 +38,10 @@ def svm_cost(data: Path | None) -> None:
     exact = clone(ours)
     exact.steps[-1] = ("model", SVC(kernel="rbf", C=1.0, probability=True, random_state=0))
     rows = []
-    for name, pipe in (("SVM, Nystroem 100 + linear SVM, Platt", ours), ("SVC(kernel='rbf', probability=True)", exact)):
+    for name, pipe in (
+        ("SVM, Nystroem 100 + linear SVM, Platt", ours),
+        ("SVC(kernel='rbf', probability=True)", exact),
+    ):
         start = time.perf_counter()
         pipe.fit(X.iloc[fit], y[fit])
         p = pipe.predict_proba(X.iloc[val])[:, 1]
@@ -52,20 +57,35 @@ def svm_cost(data: Path | None) -> None:
 
 def budgets(data: Path | None, names: list[str]) -> None:
     t = Table(title="train runs on the real data (test = the unfiltered seed-365 hold-out)")
-    for c in ("budget", "wall s", "chosen", "test PR AUC", "test F1", "ref. PR AUC", "ref. F1", "no-leak PR AUC"):
+    for c in (
+        "budget",
+        "wall s",
+        "chosen",
+        "test PR AUC",
+        "test F1",
+        "ref. PR AUC",
+        "ref. F1",
+        "no-leak PR AUC",
+    ):
         t.add_column(c)
     with tempfile.TemporaryDirectory() as tmp:
         for name in names:
             start = time.perf_counter()
-            out = run_training(TrainConfig(data=data, budget=name, out=Path(tmp) / name),
-                               Console(quiet=True))
+            out = train(TrainConfig(data=data, budget=name, out=Path(tmp) / name), Console(quiet=True))
             wall = time.perf_counter() - start
             m = json.loads((out / "metrics.json").read_text())
             ref = m.get("reference", {}).get("test", {})
             nl = m.get("no_leak", {}).get("test", {})
-            t.add_row(name, f"{wall:.0f}", m["chosen"]["key"], f"{m['test']['pr_auc']:.4f}",
-                      f"{m['test']['f1']:.4f}", f"{ref.get('pr_auc', np.nan):.4f}", f"{ref.get('f1', np.nan):.4f}",
-                      f"{nl.get('pr_auc', np.nan):.4f}")
+            t.add_row(
+                name,
+                f"{wall:.0f}",
+                m["chosen"]["key"],
+                f"{m['test']['pr_auc']:.4f}",
+                f"{m['test']['f1']:.4f}",
+                f"{ref.get('pr_auc', np.nan):.4f}",
+                f"{ref.get('f1', np.nan):.4f}",
+                f"{nl.get('pr_auc', np.nan):.4f}",
+            )
     console.print(t)
 
 

@@ -1,4 +1,5 @@
 """Shared fixtures: small synthetic frames for unit tests, and one real training run for end-to-end tests."""
+
 from __future__ import annotations
 
 import os
@@ -21,17 +22,20 @@ def synthetic_frame(n: int = 600, seed: int = 0, positive_share: float = 0.2) ->
     passed = np.minimum(exams, rng.poisson(0.3, n))
     logit = -3 + 0.02 * minutes + 0.8 * passed + rng.normal(0, 1, n)
     y = (logit > np.quantile(logit, 1 - positive_share)).astype(int)
-    return pd.DataFrame({
-        "student_country": rng.choice(["US", "IN", "GB", "NA", "DE", "NG", "ZW"], n,
-                                      p=[0.3, 0.25, 0.15, 0.1, 0.1, 0.07, 0.03]),
-        "days_on_platform": rng.integers(0, 300, n),
-        "minutes_watched": minutes.round(1),
-        "courses_started": rng.integers(1, 5, n),
-        "practice_exams_started": exams,
-        "practice_exams_passed": passed,
-        "minutes_spent_on_exams": (exams * rng.gamma(1, 8, n)).round(2),
-        "purchased": y,
-    })
+    return pd.DataFrame(
+        {
+            "student_country": rng.choice(
+                ["US", "IN", "GB", "NA", "DE", "NG", "ZW"], n, p=[0.3, 0.25, 0.15, 0.1, 0.1, 0.07, 0.03]
+            ),
+            "days_on_platform": rng.integers(0, 300, n),
+            "minutes_watched": minutes.round(1),
+            "courses_started": rng.integers(1, 5, n),
+            "practice_exams_started": exams,
+            "practice_exams_passed": passed,
+            "minutes_spent_on_exams": (exams * rng.gamma(1, 8, n)).round(2),
+            "purchased": y,
+        }
+    )
 
 
 @pytest.fixture
@@ -59,7 +63,8 @@ def real_run(real_data: Path, tmp_path_factory) -> Path:
     from upgrade_predictor.cli import app
 
     out = tmp_path_factory.mktemp("real") / "run"
-    result = CliRunner().invoke(app, ["train", "--data", str(real_data), "--out", str(out),
-                                      "--budget", "standard"])
+    result = CliRunner().invoke(
+        app, ["train", "--data", str(real_data), "--out", str(out), "--budget", "standard"]
+    )
     assert result.exit_code == 0, result.output
     return out

@@ -1,10 +1,9 @@
 import numpy as np
 import pandas as pd
 
-from upgrade_predictor.audit import audit, univariate_auc
-from upgrade_predictor.data import load_dataset
-
 from conftest import synthetic_frame
+from upgrade_predictor.audit import audit, univariate_auc
+from upgrade_predictor.dataset import load_dataset
 
 
 def test_real_data_audit_finds_the_documented_pitfalls(real_data):

@@ -1,4 +1,5 @@
 """The model bundle: round trip, model card, and refusal of tampered, foreign and pickled files."""
+
 from __future__ import annotations
 
 import json
@@ -9,15 +10,22 @@ from pathlib import Path
 import numpy as np
 import pytest
 import skops.io as sio
-from conftest import synthetic_frame
 from sklearn.preprocessing import FunctionTransformer, MinMaxScaler
 
-from upgrade_predictor import bundle, config, data, drift, models
+from conftest import synthetic_frame
+from upgrade_predictor import bundle, config, dataset, models, profile
 from upgrade_predictor.errors import InputError
 
 
-def make_bundle(folder: Path, family: str = "gbm", strategy: str = "none", calibrate: bool = False,
-                n: int = 800, threshold: float = 0.4, id_column: str | None = None) -> Path:
+def make_bundle(
+    folder: Path,
+    family: str = "gbm",
+    strategy: str = "none",
+    calibrate: bool = False,
+    n: int = 800,
+    threshold: float = 0.4,
+    id_column: str | None = None,
+) -> Path:
     """Fit a small pipeline on a synthetic frame and save it as training does."""
     folder.mkdir(parents=True, exist_ok=True)
     frame = synthetic_frame(n, seed=1)
@@ -25,16 +33,26 @@ def make_bundle(folder: Path, family: str = "gbm", strategy: str = "none", calib
         frame.insert(0, id_column, [f"u{i}" for i in range(n)])
     csv = folder / "train.csv"
     frame.to_csv(csv, index=False)
-    ds = data.load_dataset(csv, id_column=id_column)
+    ds = dataset.load_dataset(csv, id_column=id_column)
     pipe = models.build_pipeline(ds.schema, family, strategy)
     est = models.calibrated(pipe) if calibrate else pipe
     est.fit(ds.X, ds.y)
     p = est.predict_proba(ds.X)[:, 1]
-    meta = {"schema": ds.schema.to_dict(), "threshold": threshold, "key": f"{family}/{strategy}",
-            "family": family, "strategy": strategy, "calibrated": calibrate,
-            "training": {"source": ds.source, "fingerprint": ds.fingerprint, "rows": ds.n,
-                         "positive_share": float(ds.y.mean())},
-            "reference_profile": drift.reference_profile(ds.X, p, ds.schema)}
+    meta = {
+        "schema": ds.schema.to_dict(),
+        "threshold": threshold,
+        "key": f"{family}/{strategy}",
+        "family": family,
+        "strategy": strategy,
+        "calibrated": calibrate,
+        "training": {
+            "source": ds.source,
+            "fingerprint": ds.fingerprint,
+            "rows": ds.n,
+            "positive_share": float(ds.y.mean()),
+        },
+        "reference_profile": profile.reference_profile(ds.X, p, ds.schema),
+    }
     return bundle.save_bundle(folder / f"{family}_{strategy}{'_cal' if calibrate else ''}.zip", est, meta, "")
 
 
@@ -55,8 +73,9 @@ def _rewrite(src: Path, dst: Path, **replace) -> Path:
 
 def test_round_trip_keeps_predictions_and_writes_a_card(gbm_bundle):
     b = bundle.load_bundle(gbm_bundle)
-    X = data.coerce(synthetic_frame(50, seed=3).drop(columns="purchased"),
-                    {c.name: c.kind for c in b.schema.columns})
+    X = dataset.coerce(
+        synthetic_frame(50, seed=3).drop(columns="purchased"), {c.name: c.kind for c in b.schema.columns}
+    )
     p = b.pipeline.predict_proba(X)[:, 1]
     assert p.shape == (50,) and np.all((p >= 0) & (p <= 1))
     assert b.threshold == 0.4
@@ -81,7 +100,9 @@ def _swap_model(path, dest, obj):
     with zipfile.ZipFile(path) as z:
         meta = json.loads(z.read(bundle.METADATA_FILE))
     meta["pipeline_sha256"] = hashlib.sha256(blob).hexdigest()
-    return _rewrite(path, dest, **{bundle.PIPELINE_FILE: blob, bundle.METADATA_FILE: json.dumps(meta).encode()})
+    return _rewrite(
+        path, dest, **{bundle.PIPELINE_FILE: blob, bundle.METADATA_FILE: json.dumps(meta).encode()}
+    )
 
 
 def test_untrusted_type_is_refused_even_with_a_matching_checksum(gbm_bundle, tmp_path):
@@ -124,15 +145,21 @@ def test_incompatible_versions_are_refused(gbm_bundle, tmp_path):
 
 @pytest.mark.parametrize("family", config.FAMILIES)
 def test_every_family_saves_and_loads(family, tmp_path):
-    path = make_bundle(tmp_path, family=family, strategy="smote" if family == "gbm" else "none",
-                       calibrate=family == "gbm", n=300)
+    path = make_bundle(
+        tmp_path,
+        family=family,
+        strategy="smote" if family == "gbm" else "none",
+        calibrate=family == "gbm",
+        n=300,
+    )
     assert bundle.load_bundle(path).pipeline is not None
 
 
 def test_reference_recipe_saves_and_loads(tmp_path):
     ds_frame = synthetic_frame(300)
-    X = data.coerce(ds_frame.drop(columns="purchased"),
-                    data.infer_kinds(ds_frame.drop(columns="purchased")))
+    X = dataset.coerce(
+        ds_frame.drop(columns="purchased"), dataset.infer_kinds(ds_frame.drop(columns="purchased"))
+    )
     ref = models.build_reference().fit(X, ds_frame["purchased"].to_numpy())
     path = bundle.save_bundle(tmp_path / "ref.zip", ref, {"schema": {}, "threshold": 0.5}, "card")
     assert bundle.load_bundle(path).card == "card"

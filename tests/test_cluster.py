@@ -5,9 +5,8 @@ import sys
 import pandas as pd
 import pytest
 
-from upgrade_predictor.training import TrainConfig, run_training
-
 from conftest import synthetic_frame
+from upgrade_predictor.api import TrainConfig, train
 
 pytest.importorskip("distributed")
 
@@ -16,9 +15,16 @@ def test_training_on_a_local_cluster_repeats_the_local_run(tmp_path):
     synthetic_frame(500).to_csv(tmp_path / "d.csv", index=False)
     runs = {}
     for name, dask in (("local", None), ("dask", "local")):
-        cfg = TrainConfig(data=tmp_path / "d.csv", out=tmp_path / name, budget="quick", report=False,
-                          families=["logreg", "gbm"], strategies=["none", "oversample"], dask=dask)
-        runs[name] = run_training(cfg)
+        cfg = TrainConfig(
+            data=tmp_path / "d.csv",
+            out=tmp_path / name,
+            budget="quick",
+            report=False,
+            families=["logreg", "gbm"],
+            strategies=["none", "oversample"],
+            dask=dask,
+        )
+        runs[name] = train(cfg)
     a, b = (pd.read_csv(runs[n] / "leaderboard.csv") for n in ("local", "dask"))
     assert a["key"].tolist() == b["key"].tolist()
     pd.testing.assert_series_equal(a["pr_auc_mean"], b["pr_auc_mean"])
@@ -36,8 +42,8 @@ def test_without_dask_flag_training_needs_no_dask(tmp_path):
         "        if name.split('.')[0] in ('dask', 'distributed', 'optuna_integration'):\n"
         "            raise ImportError(f'blocked {name}')\n"
         "sys.meta_path.insert(0, Block())\n"
-        "from upgrade_predictor.training import TrainConfig, run_training\n"
-        f"run_training(TrainConfig(data={str(tmp_path / 'd.csv')!r}, out={str(tmp_path / 'r')!r}, budget='quick',"
+        "from upgrade_predictor.api import TrainConfig, train\n"
+        f"train(TrainConfig(data={str(tmp_path / 'd.csv')!r}, out={str(tmp_path / 'r')!r}, budget='quick',"
         " report=False, families=['tree', 'gbm'], strategies=['none']))\n"
         "assert not [m for m in sys.modules if m.split('.')[0] in ('dask', 'distributed')]\n"
     )

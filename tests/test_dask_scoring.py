@@ -1,4 +1,5 @@
 """Scoring on a Dask cluster: the same rows, probabilities, ranks and rejects as the single-machine path."""
+
 from __future__ import annotations
 
 import os
@@ -10,27 +11,36 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+
 from conftest import synthetic_frame
 from test_bundle import make_bundle
-
-from upgrade_predictor import cluster, scoring
 from upgrade_predictor.errors import InputError
+from upgrade_predictor.scoring import cluster
+from upgrade_predictor.scoring.batch import default_rejects_path, score_file
+from upgrade_predictor.scoring.scorer import Scorer
 
 distributed = pytest.importorskip("distributed")
 
 
 @pytest.fixture(scope="module")
 def client():
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                  dashboard_address=":0") as lc, distributed.Client(lc) as c:
+    with (
+        distributed.LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0"
+        ) as lc,
+        distributed.Client(lc) as c,
+    ):
         yield c
 
 
 @pytest.fixture(scope="module")
 def bundles(tmp_path_factory) -> dict[str, Path]:
     d = tmp_path_factory.mktemp("bundles")
-    return {"gbm": make_bundle(d), "cal": make_bundle(d, strategy="smote", calibrate=True),
-            "id": make_bundle(d / "id", id_column="user_id")}
+    return {
+        "gbm": make_bundle(d),
+        "cal": make_bundle(d, strategy="smote", calibrate=True),
+        "id": make_bundle(d / "id", id_column="user_id"),
+    }
 
 
 def users(n: int, seed: int = 11) -> pd.DataFrame:
@@ -50,8 +60,8 @@ def with_bad_rows(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def single(bundle: Path, data: Path, out: Path, **kw) -> tuple[pd.DataFrame, pd.DataFrame]:
-    scoring.score_file(scoring.Scorer.load(bundle), data, out, **kw)
-    rej = pd.read_csv(scoring.default_rejects_path(out), keep_default_na=False, dtype=str)
+    score_file(Scorer.load(bundle), data, out, **kw)
+    rej = pd.read_csv(default_rejects_path(out), keep_default_na=False, dtype=str)
     return pd.read_parquet(out), rej
 
 
@@ -86,8 +96,9 @@ def test_csv_on_dask_equals_single_machine_row_for_row(kind, bundles, client, tm
     df.loc[10:40, "student_country"] = "NA"  # Namibia, not a missing cell
     df.to_csv(tmp_path / "u.csv", index=False)
     ref, ref_rej = single(bundles[kind], tmp_path / "u.csv", tmp_path / "single.parquet")
-    res = cluster.score_dataset(bundles[kind], tmp_path / "u.csv", tmp_path / "out", client=client,
-                                blocksize=10_000)
+    res = cluster.score_dataset(
+        bundles[kind], tmp_path / "u.csv", tmp_path / "out", client=client, blocksize=10_000
+    )
     assert res.partitions >= 4  # several partitions, scored on both workers
     assert (res.rows, res.accepted, res.rejected, res.written) == (3000, 2995, 5, 2995)
     got, got_rej = on_dask(tmp_path / "out")
@@ -95,9 +106,15 @@ def test_csv_on_dask_equals_single_machine_row_for_row(kind, bundles, client, tm
     assert got["rank"].tolist() == list(range(1, 2996))
     assert set(got.loc[got["row"].between(10, 40), "row"]) == set(range(10, 41))
     assert_same_rejects(ref_rej, got_rej)
-    assert sorted(got_rej["reason"]) == sorted([
-        "minutes_watched is not a number", "days_on_platform is negative", "courses_started is missing",
-        "student_country is missing", "minutes_watched is infinite"])
+    assert sorted(got_rej["reason"]) == sorted(
+        [
+            "minutes_watched is not a number",
+            "days_on_platform is negative",
+            "courses_started is missing",
+            "student_country is missing",
+            "minutes_watched is infinite",
+        ]
+    )
     assert res.reject_reasons["days_on_platform is negative"] == 1
 
 
@@ -108,10 +125,11 @@ def test_parquet_parts_with_ids_equal_single_machine_on_the_whole_file(bundles, 
     df.to_parquet(tmp_path / "all.parquet", index=False)
     (tmp_path / "lake").mkdir()
     for i, s in enumerate(range(0, 3000, 700)):  # five files; name order is row order
-        df.iloc[s:s + 700].to_parquet(tmp_path / "lake" / f"users-{i}.parquet", index=False)
+        df.iloc[s : s + 700].to_parquet(tmp_path / "lake" / f"users-{i}.parquet", index=False)
     ref, ref_rej = single(bundles["id"], tmp_path / "all.parquet", tmp_path / "single.parquet")
-    res = cluster.score_dataset(bundles["id"], str(tmp_path / "lake" / "*.parquet"), tmp_path / "out",
-                                client=client)
+    res = cluster.score_dataset(
+        bundles["id"], str(tmp_path / "lake" / "*.parquet"), tmp_path / "out", client=client
+    )
     assert res.partitions == 5
     got, got_rej = on_dask(tmp_path / "out")
     assert list(got.columns) == ["row", "user_id", "probability", "decision", "rank"]
@@ -130,13 +148,15 @@ def test_top_and_budget_across_partitions(merged, bundles, client, tmp_path, mon
     df.to_csv(tmp_path / "u.csv", index=False)
     for kw, name in (({"top": 537}, "top"), ({"budget": 99.0, "offer_cost": 5.0}, "budget")):
         ref, _ = single(bundles["gbm"], tmp_path / "u.csv", tmp_path / f"{name}.parquet", **kw)
-        res = cluster.score_dataset(bundles["gbm"], tmp_path / "u.csv", tmp_path / name, client=client,
-                                    blocksize=8_000, **kw)
+        res = cluster.score_dataset(
+            bundles["gbm"], tmp_path / "u.csv", tmp_path / name, client=client, blocksize=8_000, **kw
+        )
         assert res.partitions >= 4 and res.written == len(ref) == {"top": 537, "budget": 19}[name]
         assert_same_list(ref, on_dask(tmp_path / name)[0])
     with pytest.raises(InputError, match="not both"):
-        cluster.score_dataset(bundles["gbm"], tmp_path / "u.csv", tmp_path / "x", client=client, top=3,
-                              budget=9)
+        cluster.score_dataset(
+            bundles["gbm"], tmp_path / "u.csv", tmp_path / "x", client=client, top=3, budget=9
+        )
 
 
 class KillOnce(distributed.WorkerPlugin):
@@ -150,8 +170,11 @@ class KillOnce(distributed.WorkerPlugin):
 
     def transition(self, key, start, finish, **kwargs):
         name = key[0] if isinstance(key, tuple) else key
-        if finish == "executing" and str(name).startswith("score_partition") and \
-                self.worker.address == self.address:
+        if (
+            finish == "executing"
+            and str(name).startswith("score_partition")
+            and self.worker.address == self.address
+        ):
             self.started += 1
             if self.started == self.after:
                 os.kill(os.getpid(), signal.SIGKILL)
@@ -164,13 +187,18 @@ def test_a_worker_killed_mid_run_loses_and_duplicates_no_row(bundles, tmp_path):
     df = with_bad_rows(users(4000)).drop(columns="user_id")
     df.to_csv(tmp_path / "u.csv", index=False)
     ref, ref_rej = single(bundles["gbm"], tmp_path / "u.csv", tmp_path / "single.parquet")
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                  dashboard_address=":0") as lc, distributed.Client(lc) as c:
+    with (
+        distributed.LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0"
+        ) as lc,
+        distributed.Client(lc) as c,
+    ):
         victim = sorted(c.scheduler_info()["workers"])[0]
         pid = c.run(os.getpid, workers=[victim])[victim]
         c.register_plugin(KillOnce(victim, after=3))
-        res = cluster.score_dataset(bundles["gbm"], tmp_path / "u.csv", tmp_path / "out", client=c,
-                                    blocksize=5_000)
+        res = cluster.score_dataset(
+            bundles["gbm"], tmp_path / "u.csv", tmp_path / "out", client=c, blocksize=5_000
+        )
         with pytest.raises(ProcessLookupError):
             os.kill(pid, 0)  # the victim really died
         assert victim not in c.scheduler_info()["workers"]
@@ -188,8 +216,9 @@ def test_bad_input_is_an_input_error_and_leaves_no_output(bundles, client, tmp_p
     with pytest.raises(InputError, match="minutes_watched"):
         cluster.score_dataset(bundles["gbm"], tmp_path / "u.csv", tmp_path / "out", client=client)
     with pytest.raises(InputError, match="no file matches"):
-        cluster.score_dataset(bundles["gbm"], str(tmp_path / "nope*.parquet"), tmp_path / "out",
-                              client=client)
+        cluster.score_dataset(
+            bundles["gbm"], str(tmp_path / "nope*.parquet"), tmp_path / "out", client=client
+        )
     (tmp_path / "mine").mkdir()
     (tmp_path / "mine" / "notes.txt").write_text("keep me")
     users(50).to_csv(tmp_path / "ok.csv", index=False)
@@ -203,8 +232,9 @@ def test_a_failure_mid_run_keeps_the_earlier_output(bundles, client, tmp_path):
     users(400).to_csv(tmp_path / "u.csv", index=False)
     first = cluster.score_dataset(bundles["gbm"], tmp_path / "u.csv", tmp_path / "out", client=client)
     before = sorted(p.name for p in (tmp_path / "out").rglob("*"))
-    (tmp_path / "u.csv").write_text((tmp_path / "u.csv").read_text().replace("US,", "US,x", 1)
-                                    .replace("\n", "\n\"broken", 1))  # unbalanced quote: unreadable CSV
+    (tmp_path / "u.csv").write_text(
+        (tmp_path / "u.csv").read_text().replace("US,", "US,x", 1).replace("\n", '\n"broken', 1)
+    )  # unbalanced quote: unreadable CSV
     with pytest.raises(InputError, match="u.csv: cannot be read as CSV"):
         cluster.score_dataset(bundles["gbm"], tmp_path / "u.csv", tmp_path / "out", client=client)
     assert sorted(p.name for p in (tmp_path / "out").rglob("*")) == before
@@ -221,8 +251,8 @@ def test_scoring_without_dask_imports_no_dask(bundles, tmp_path):
         "        if name.split('.')[0] in ('dask', 'distributed'):\n"
         "            raise ImportError(f'blocked {name}')\n"
         "sys.meta_path.insert(0, Block())\n"
-        "from upgrade_predictor import cluster, scoring\n"
-        f"scoring.score_file(scoring.Scorer.load({str(bundles['gbm'])!r}), {str(tmp_path / 'u.csv')!r},"
+        "from upgrade_predictor.scoring.batch import score_file\nfrom upgrade_predictor.scoring.scorer import Scorer\n"
+        f"score_file(Scorer.load({str(bundles['gbm'])!r}), {str(tmp_path / 'u.csv')!r},"
         f" {str(tmp_path / 'o.csv')!r})\n"
         "assert not [m for m in sys.modules if m.split('.')[0] in ('dask', 'distributed')]\n"
     )

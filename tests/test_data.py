@@ -2,10 +2,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from upgrade_predictor.data import load_dataset, parse_target, read_table
-from upgrade_predictor.errors import InputError
-
 from conftest import synthetic_frame
+from upgrade_predictor.dataset import load_dataset, parse_target
+from upgrade_predictor.errors import InputError
+from upgrade_predictor.sources.tables import read_table
 
 
 def test_namibia_is_a_country_not_a_missing_value(real_data):
@@ -27,8 +27,10 @@ def test_semicolon_csv_and_parquet_read_alike(tmp_path):
     np.testing.assert_allclose(a["minutes_watched"], b["minutes_watched"])
 
 
-@pytest.mark.parametrize("labels,positive", [(("yes", "no"), "yes"), (("True", "False"), "True"),
-                                             (("upgraded", "free"), "upgraded")])
+@pytest.mark.parametrize(
+    "labels,positive",
+    [(("yes", "no"), "yes"), (("True", "False"), "True"), (("upgraded", "free"), "upgraded")],
+)
 def test_word_labels_name_the_positive_class(labels, positive):
     s = pd.Series([labels[0], labels[1], labels[1], labels[0]], name="t")
     y, pos, neg = parse_target(s)
@@ -58,13 +60,16 @@ def _write(tmp_path, df, name="d.csv"):
     return path
 
 
-@pytest.mark.parametrize("mutate,message", [
-    (lambda df: df.drop(columns="purchased"), "target column 'purchased' not found"),
-    (lambda df: df.assign(purchased=1), "single class"),
-    (lambda df: df.assign(purchased=np.arange(len(df)) % 3), "not binary"),
-    (lambda df: df[["purchased"]], "no usable feature"),
-    (lambda df: df.assign(purchased=df["purchased"].astype(float).where(df.index != 4)), "missing value"),
-])
+@pytest.mark.parametrize(
+    "mutate,message",
+    [
+        (lambda df: df.drop(columns="purchased"), "target column 'purchased' not found"),
+        (lambda df: df.assign(purchased=1), "single class"),
+        (lambda df: df.assign(purchased=np.arange(len(df)) % 3), "not binary"),
+        (lambda df: df[["purchased"]], "no usable feature"),
+        (lambda df: df.assign(purchased=df["purchased"].astype(float).where(df.index != 4)), "missing value"),
+    ],
+)
 def test_bad_tables_get_one_clear_message(tmp_path, mutate, message):
     path = _write(tmp_path, mutate(synthetic_frame(60)))
     with pytest.raises(InputError, match=message):

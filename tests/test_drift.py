@@ -1,4 +1,5 @@
 """Drift: PSI, new categories, range violations, and the command's exit code."""
+
 from __future__ import annotations
 
 import json
@@ -7,26 +8,27 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import synthetic_frame
-from test_bundle import make_bundle
 from typer.testing import CliRunner
 
-from upgrade_predictor import drift, scoring
+from conftest import synthetic_frame
+from test_bundle import make_bundle
+from upgrade_predictor import drift, profile
 from upgrade_predictor.cli import app
-from upgrade_predictor.data import load_dataset
+from upgrade_predictor.dataset import load_dataset
+from upgrade_predictor.scoring.scorer import Scorer
 
 
 def test_psi_matches_the_formula():
-    assert drift.psi([10, 20, 70], [10, 20, 70]) == 0
+    assert profile.psi([10, 20, 70], [10, 20, 70]) == 0
     # hand-computed: (0.5-0.2)ln(0.5/0.2) + (0.2-0.3)ln(0.2/0.3) + (0.3-0.5)ln(0.3/0.5)
     want = 0.3 * np.log(2.5) - 0.1 * np.log(2 / 3) - 0.2 * np.log(0.6)
-    assert drift.psi([20, 30, 50], [50, 20, 30]) == pytest.approx(want)
-    assert np.isfinite(drift.psi([10, 0], [0, 10]))  # empty bins are floored, not infinite
+    assert profile.psi([20, 30, 50], [50, 20, 30]) == pytest.approx(want)
+    assert np.isfinite(profile.psi([10, 0], [0, 10]))  # empty bins are floored, not infinite
 
 
 def test_profile_is_json_and_bins_hold_every_row(synthetic_csv):
     ds = load_dataset(synthetic_csv)
-    prof = drift.reference_profile(ds.X, np.linspace(0, 1, ds.n), ds.schema)
+    prof = profile.reference_profile(ds.X, np.linspace(0, 1, ds.n), ds.schema)
     json.dumps(prof)  # stored in the bundle's metadata
     m = prof["features"]["minutes_watched"]
     assert sum(m["counts"]) == ds.n and len(m["counts"]) == len(m["cuts"]) + 1
@@ -39,7 +41,7 @@ def test_profile_is_json_and_bins_hold_every_row(synthetic_csv):
 def test_same_data_is_stable_and_shifted_data_is_flagged(synthetic_csv):
     ds = load_dataset(synthetic_csv)
     p = np.random.default_rng(0).random(ds.n)
-    prof = drift.reference_profile(ds.X, p, ds.schema)
+    prof = profile.reference_profile(ds.X, p, ds.schema)
     same = drift.compare(prof, ds.X, p, ds.schema)
     assert not same["drifted"] and all(f["psi"] < 1e-9 for f in same["features"])
     shifted = ds.X.copy()
@@ -47,7 +49,7 @@ def test_same_data_is_stable_and_shifted_data_is_flagged(synthetic_csv):
     shifted.loc[: ds.n // 10, "student_country"] = "XX"
     rep = drift.compare(prof, shifted, p, ds.schema)
     by = {f["feature"]: f for f in rep["features"]}
-    assert by["minutes_watched"]["psi"] >= drift.PSI_ALERT and by["minutes_watched"]["above_max"] > 0
+    assert by["minutes_watched"]["psi"] >= profile.PSI_ALERT and by["minutes_watched"]["above_max"] > 0
     assert by["student_country"]["new_categories"] == {"XX": ds.n // 10 + 1}
     assert by["days_on_platform"]["psi"] < 1e-9
     assert rep["drifted"] and any("never seen" in a for a in rep["alerts"])
@@ -62,14 +64,18 @@ def test_cli_exit_codes_and_json(bundle_path, tmp_path):
     runner = CliRunner()
     same = synthetic_frame(800, seed=1).drop(columns="purchased")
     same.to_csv(tmp_path / "same.csv", index=False)
-    ok = runner.invoke(app, ["drift", str(bundle_path), str(tmp_path / "same.csv"), "--out", str(tmp_path / "a.json")])
+    ok = runner.invoke(
+        app, ["drift", str(bundle_path), str(tmp_path / "same.csv"), "--out", str(tmp_path / "a.json")]
+    )
     assert ok.exit_code == 0, ok.output
     assert not json.loads((tmp_path / "a.json").read_text())["drifted"]
     moved = same.copy()
     moved["days_on_platform"] = moved["days_on_platform"] + 400
     moved.loc[0, "minutes_watched"] = -5  # rejected, counted, left out
     moved.to_csv(tmp_path / "moved.csv", index=False)
-    bad = runner.invoke(app, ["drift", str(bundle_path), str(tmp_path / "moved.csv"), "--out", str(tmp_path / "b.json")])
+    bad = runner.invoke(
+        app, ["drift", str(bundle_path), str(tmp_path / "moved.csv"), "--out", str(tmp_path / "b.json")]
+    )
     assert bad.exit_code == 1
     rep = json.loads((tmp_path / "b.json").read_text())
     assert rep["rows_rejected"] == 1 and rep["rows"] == 799
@@ -80,7 +86,7 @@ def test_cli_exit_codes_and_json(bundle_path, tmp_path):
 def test_drift_without_a_profile_is_an_input_error(bundle_path, tmp_path):
     from upgrade_predictor.errors import InputError
 
-    scorer = scoring.Scorer.load(bundle_path)
+    scorer = Scorer.load(bundle_path)
     scorer.bundle.metadata.pop("reference_profile")
     pd.DataFrame([{"a": 1}]).to_csv(tmp_path / "x.csv", index=False)
     with pytest.raises(InputError, match="reference profile"):
@@ -90,9 +96,9 @@ def test_drift_without_a_profile_is_an_input_error(bundle_path, tmp_path):
 def test_batch_by_batch_equals_all_at_once(synthetic_csv):
     ds = load_dataset(synthetic_csv)
     p = np.random.default_rng(1).random(ds.n)
-    prof = drift.reference_profile(ds.X.iloc[:300], p[:300], ds.schema)
+    prof = profile.reference_profile(ds.X.iloc[:300], p[:300], ds.schema)
     whole = drift.compare(prof, ds.X, p, ds.schema)
-    tally = drift.Tally(prof, ds.schema)
+    tally = profile.Tally(prof, ds.schema)
     for part in (slice(0, 250), slice(250, None)):
         tally.add(ds.X.iloc[part], p[part])
     parts = tally.report()

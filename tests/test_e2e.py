@@ -1,4 +1,5 @@
 """One standard run on the real file: the bars the project promises, checked end to end."""
+
 import json
 
 import pandas as pd
@@ -36,7 +37,7 @@ def test_real_run_flags_the_leak_and_trains_without_it(real_run):
 
 
 def test_bundle_scores_like_the_run(real_run, real_data):
-    from upgrade_predictor.data import load_dataset
+    from upgrade_predictor.dataset import load_dataset
 
     bundle = load_bundle(real_run / "model.zip")
     preds = pd.read_parquet(real_run / "predictions.parquet")
@@ -44,4 +45,6 @@ def test_bundle_scores_like_the_run(real_run, real_data):
     ds = load_dataset(real_data)
     p = bundle.pipeline.predict_proba(ds.X.iloc[test["row"].to_numpy()])[:, 1]
     assert abs(p - test["p"].to_numpy()).max() < 1e-12
-    assert bundle.threshold == pytest.approx(json.loads((real_run / "metrics.json").read_text())["threshold"]["value"])
+    assert bundle.threshold == pytest.approx(
+        json.loads((real_run / "metrics.json").read_text())["threshold"]["value"]
+    )

@@ -1,12 +1,11 @@
 import numpy as np
 import pandas as pd
 
-from upgrade_predictor.data import coerce, infer_kinds
+from conftest import synthetic_frame
+from upgrade_predictor.dataset import coerce, infer_kinds
 from upgrade_predictor.features import EngagementFeatures, QuantileClipper
 from upgrade_predictor.models import FAMILIES, build_pipeline
 from upgrade_predictor.schema import Schema
-
-from conftest import synthetic_frame
 
 
 def _xy(n=400, seed=0):
@@ -17,8 +16,14 @@ def _xy(n=400, seed=0):
 
 
 def test_ratio_features_guard_zero_denominators():
-    X = pd.DataFrame({"minutes_watched": [30.0, 10.0], "courses_started": [0.0, 4.0],
-                      "practice_exams_started": [0.0, 2.0], "practice_exams_passed": [0.0, 1.0]})
+    X = pd.DataFrame(
+        {
+            "minutes_watched": [30.0, 10.0],
+            "courses_started": [0.0, 4.0],
+            "practice_exams_started": [0.0, 2.0],
+            "practice_exams_passed": [0.0, 1.0],
+        }
+    )
     out = EngagementFeatures().fit(X).transform(X)
     assert out["minutes_per_course"].tolist() == [30.0, 2.5]
     assert out["pass_rate"].tolist() == [0.0, 0.5]

@@ -1,4 +1,5 @@
 """Insights computed from a saved run folder: drivers, segments, targeting, caveats, recommendations."""
+
 from __future__ import annotations
 
 import json
@@ -10,19 +11,22 @@ import pandas as pd
 import pytest
 from sklearn.model_selection import StratifiedKFold, cross_val_predict, train_test_split
 
-from upgrade_predictor import audit, bundle, config, data, evaluation, insights, models
+from upgrade_predictor import audit, bundle, config, dataset, evaluation, features, models
 from upgrade_predictor.errors import InputError
 from upgrade_predictor.files import write_json_atomic
+from upgrade_predictor.reporting import insights
+from upgrade_predictor.training import runs
 
 LEAKY = "days_on_platform"
 
 
-def fabricate_run(out: Path, path: Path | None = None,
-                  families=(("gbm", "none"), ("gbm", "class_weight"))) -> Path:
+def fabricate_run(
+    out: Path, path: Path | None = None, families=(("gbm", "none"), ("gbm", "class_weight"))
+) -> Path:
     """A small run folder following the training contract (only what the report reads)."""
     out.mkdir(parents=True, exist_ok=True)
     path = Path(path or config.default_data_path())
-    ds = data.load_dataset(path)
+    ds = dataset.load_dataset(path)
     idx = np.arange(ds.n)
     tr, te = train_test_split(idx, test_size=0.2, random_state=config.SEED, stratify=ds.y)
     Xtr, ytr, Xte, yte = ds.X.iloc[tr], ds.y[tr], ds.X.iloc[te], ds.y[te]
@@ -35,16 +39,26 @@ def fabricate_run(out: Path, path: Path | None = None,
         key = f"{fam}/{strat}"
         pipe = models.build_pipeline(ds.schema, fam, strat)
         oof[key] = cross_val_predict(pipe, Xtr, ytr, cv=cv, method="predict_proba")[:, 1]
-    oof["reference"] = cross_val_predict(models.build_reference(), Xtr, ytr, cv=cv,
-                                         method="predict_proba")[:, 1]
+    oof["reference"] = cross_val_predict(models.build_reference(), Xtr, ytr, cv=cv, method="predict_proba")[
+        :, 1
+    ]
     for key, p in oof.items():
         folds = [evaluation.scores(ytr[f], p[f]) for _, f in cv.split(Xtr, ytr)]
         fam, _, strat = key.partition("/")
-        rows.append({"key": key, "family": fam if strat else "", "strategy": strat,
-                     "model": models.FAMILIES[fam].label if strat else "course reference",
-                     "strategy_label": models.STRATEGY_LABELS.get(strat, ""), "note": "",
-                     "tuned": False, "is_reference": key == "reference",
-                     **evaluation.summarise(folds), "fit_seconds": 1.0})
+        rows.append(
+            {
+                "key": key,
+                "family": fam if strat else "",
+                "strategy": strat,
+                "model": models.FAMILIES[fam].label if strat else "course reference",
+                "strategy_label": models.STRATEGY_LABELS.get(strat, ""),
+                "note": "",
+                "tuned": False,
+                "is_reference": key == "reference",
+                **evaluation.summarise(folds),
+                "fit_seconds": 1.0,
+            }
+        )
     board = pd.DataFrame(rows).sort_values("pr_auc_mean", ascending=False)
     board["rank"] = np.arange(1, len(board) + 1)
     board.to_csv(out / "leaderboard.csv", index=False)
@@ -62,8 +76,18 @@ def fabricate_run(out: Path, path: Path | None = None,
     thr_nl = evaluation.choose_threshold(ytr, oof_nl)
     p_nl = nl.predict_proba(ds.X[keep])[:, 1]
 
-    pred = pd.DataFrame({"row": idx, "set": "train", "y": ds.y.astype(int), "oof": np.nan, "p": p_all,
-                         "p_reference": np.nan, "p_no_leak": p_nl, "oof_no_leak": np.nan})
+    pred = pd.DataFrame(
+        {
+            "row": idx,
+            "set": "train",
+            "y": ds.y.astype(int),
+            "oof": np.nan,
+            "p": p_all,
+            "p_reference": np.nan,
+            "p_no_leak": p_nl,
+            "oof_no_leak": np.nan,
+        }
+    )
     pred.loc[te, "set"] = "test"
     pred.loc[tr, "oof"] = oof[chosen]
     pred.loc[tr, "oof_no_leak"] = oof_nl
@@ -75,32 +99,73 @@ def fabricate_run(out: Path, path: Path | None = None,
     cv_chosen = board.set_index("key").loc[chosen].filter(regex="_(mean|sd)$").to_dict()
     test = evaluation.scores(yte, p_all[te], thr)
     metrics = {
-        "chosen": {"key": chosen, "family": "gbm", "strategy": "none", "params": models.FAMILIES["gbm"].defaults,
-                   "label": models.FAMILIES["gbm"].label, "calibrated": False},
+        "chosen": {
+            "key": chosen,
+            "family": "gbm",
+            "strategy": "none",
+            "params": models.FAMILIES["gbm"].defaults,
+            "label": models.FAMILIES["gbm"].label,
+            "calibrated": False,
+        },
         "threshold": {"value": thr, "objective": "f1"},
-        "train": evaluation.scores(ytr, p_all[tr], thr), "test": test, "cv": cv_chosen,
-        "split": {"n_train": len(tr), "n_test": len(te), "seed": config.SEED, "test_size": 0.2,
-                  "group_duplicates": False},
-        "reference": {"test": evaluation.scores(yte, pred.loc[te, "p_reference"].to_numpy()),
-                      "cv": board.set_index("key").loc["reference"].filter(regex="_(mean|sd)$").to_dict()},
+        "train": evaluation.scores(ytr, p_all[tr], thr),
+        "test": test,
+        "cv": cv_chosen,
+        "split": {
+            "n_train": len(tr),
+            "n_test": len(te),
+            "seed": config.SEED,
+            "test_size": 0.2,
+            "group_duplicates": False,
+        },
+        "reference": {
+            "test": evaluation.scores(yte, pred.loc[te, "p_reference"].to_numpy()),
+            "cv": board.set_index("key").loc["reference"].filter(regex="_(mean|sd)$").to_dict(),
+        },
         "tuning": {},
-        "no_leak": {"excluded": flagged, "test": evaluation.scores(yte, p_nl[te], thr_nl),
-                    "cv": evaluation.summarise([evaluation.scores(ytr[f], oof_nl[f])
-                                                for _, f in cv.split(Xtr, ytr)]),
-                    "threshold": thr_nl},
+        "no_leak": {
+            "excluded": flagged,
+            "test": evaluation.scores(yte, p_nl[te], thr_nl),
+            "cv": evaluation.summarise([evaluation.scores(ytr[f], oof_nl[f]) for _, f in cv.split(Xtr, ytr)]),
+            "threshold": thr_nl,
+        },
     }
     write_json_atomic(out / "metrics.json", metrics)
     write_json_atomic(out / "audit.json", rep)
-    write_json_atomic(out / "run.json", {
-        "data": str(path), "target": config.TARGET, "id_column": None, "seed": config.SEED,
-        "budget": "quick", "test_size": 0.2, "exclude": [], "group_duplicates": False,
-        "threshold_objective": "f1", "offer_cost": config.OFFER_COST,
-        "upgrade_value": config.UPGRADE_VALUE, "duration_s": 1.0})
-    meta = {"schema": ds.schema.to_dict(), "threshold": thr, "key": chosen, "family": "gbm",
-            "strategy": "none", "params": {}, "label": "gbm", "excluded": []}
+    write_json_atomic(
+        out / "run.json",
+        {
+            "data": str(path),
+            "target": config.TARGET,
+            "id_column": None,
+            "seed": config.SEED,
+            "budget": "quick",
+            "test_size": 0.2,
+            "exclude": [],
+            "group_duplicates": False,
+            "threshold_objective": "f1",
+            "offer_cost": config.OFFER_COST,
+            "upgrade_value": config.UPGRADE_VALUE,
+            "duration_s": 1.0,
+        },
+    )
+    meta = {
+        "schema": ds.schema.to_dict(),
+        "threshold": thr,
+        "key": chosen,
+        "family": "gbm",
+        "strategy": "none",
+        "params": {},
+        "label": "gbm",
+        "excluded": [],
+    }
     bundle.save_bundle(out / "model.zip", pipe, meta, "card")
-    bundle.save_bundle(out / "model_no_leak.zip", nl, {**meta, "schema": schema_nl.to_dict(),
-                                                         "threshold": thr_nl, "excluded": flagged}, "card")
+    bundle.save_bundle(
+        out / "model_no_leak.zip",
+        nl,
+        {**meta, "schema": schema_nl.to_dict(), "threshold": thr_nl, "excluded": flagged},
+        "card",
+    )
     return out
 
 
@@ -114,19 +179,22 @@ def shared_run(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
-    return insights.load_run(shared_run(tmp_path_factory))
+    return runs.load_run(shared_run(tmp_path_factory))
 
 
 # ---------------------------------------------------------------- unit tests on small synthetic data
 
+
 def synthetic(n=3000, seed=0):
     rng = np.random.default_rng(seed)
-    X = pd.DataFrame({
-        "country": rng.choice(["US", "IN", "GB", "ZZ"], n, p=[0.4, 0.4, 0.19, 0.01]),
-        "minutes_watched": rng.exponential(50, n),
-        "courses_started": rng.integers(0, 5, n).astype(float),
-        "days_on_platform": rng.integers(0, 200, n).astype(float),
-    })
+    X = pd.DataFrame(
+        {
+            "country": rng.choice(["US", "IN", "GB", "ZZ"], n, p=[0.4, 0.4, 0.19, 0.01]),
+            "minutes_watched": rng.exponential(50, n),
+            "courses_started": rng.integers(0, 5, n).astype(float),
+            "days_on_platform": rng.integers(0, 200, n).astype(float),
+        }
+    )
     logit = -3 + 0.03 * X["minutes_watched"] + (X["country"] == "US") * 1.0
     y = (rng.random(n) < 1 / (1 + np.exp(-logit))).astype(int).to_numpy()
     return X, y
@@ -134,9 +202,14 @@ def synthetic(n=3000, seed=0):
 
 def test_source_columns_maps_one_hots_and_ratios_back():
     names = ["country_US", "country_infrequent_sklearn", "minutes_watched", "minutes_per_course", "odd"]
-    m = insights.source_columns(names, ["country", "minutes_watched", "courses_started"], ["country"])
-    assert m == [{"country": 1.0}, {"country": 1.0}, {"minutes_watched": 1.0},
-                 {"minutes_watched": 0.5, "courses_started": 0.5}, {"odd": 1.0}]
+    m = features.source_columns(names, ["country", "minutes_watched", "courses_started"], ["country"])
+    assert m == [
+        {"country": 1.0},
+        {"country": 1.0},
+        {"minutes_watched": 1.0},
+        {"minutes_watched": 0.5, "courses_started": 0.5},
+        {"odd": 1.0},
+    ]
 
 
 def test_shap_by_column_adds_up_to_the_model_margin():
@@ -161,8 +234,10 @@ def test_shap_by_column_adds_up_to_the_model_margin():
     np.testing.assert_allclose(out["values"].sum(axis=1) + base, margin, atol=1e-6)
     top = out["importance"]["name"].iloc[0]
     assert top == "minutes_watched"  # the column the label was drawn from
-    assert out["importance"].set_index("name").loc["days_on_platform", "mean_abs"] < \
-        out["importance"].set_index("name").loc["country", "mean_abs"]
+    assert (
+        out["importance"].set_index("name").loc["days_on_platform", "mean_abs"]
+        < out["importance"].set_index("name").loc["country", "mean_abs"]
+    )
 
 
 def test_logit_table_recovers_a_known_odds_ratio():
@@ -205,13 +280,14 @@ def test_auc_interval_matches_sklearn_and_refuses_tiny_groups():
 
 def test_load_run_rejects_missing_and_incomplete_folders(tmp_path):
     with pytest.raises(InputError, match="no such run folder"):
-        insights.load_run(tmp_path / "nope")
+        runs.load_run(tmp_path / "nope")
     (tmp_path / "metrics.json").write_text("{}")
     with pytest.raises(InputError, match="missing run.json"):
-        insights.load_run(tmp_path)
+        runs.load_run(tmp_path)
 
 
 # ---------------------------------------------------------------- on a run folder of the real data
+
 
 @pytest.mark.slow
 def test_load_run_refuses_a_changed_data_file(tmp_path, tmp_path_factory):
@@ -221,7 +297,7 @@ def test_load_run_refuses_a_changed_data_file(tmp_path, tmp_path_factory):
     info["fingerprint"] = "0" * 64
     (tmp_path / "run" / "run.json").write_text(json.dumps(info))
     with pytest.raises(InputError, match="changed since this run was trained"):
-        insights.load_run(tmp_path / "run")
+        runs.load_run(tmp_path / "run")
 
 
 @pytest.mark.slow
@@ -243,7 +319,11 @@ def test_insights_on_the_real_data(run):
     assert ((seg["low"] <= seg["rate"]) & (seg["rate"] <= seg["high"])).all()
     # Targeting: the recommended cut-off beats the two alternatives on the data it was chosen on.
     pol = ins["targeting"]["policies"].set_index("policy")
-    assert pol.loc["half the offers", "offers"] < pol.loc["recommended", "offers"] < pol.loc["double the offers", "offers"]
+    assert (
+        pol.loc["half the offers", "offers"]
+        < pol.loc["recommended", "offers"]
+        < pol.loc["double the offers", "offers"]
+    )
     assert ((pol["profit_low"] <= pol["profit"]) & (pol["profit"] <= pol["profit_high"])).all()
     recs = ins["recommendations"]
     assert 3 <= len(recs) <= 6 and all(r["anchor"] and any(ch.isdigit() for ch in r["text"]) for r in recs)

@@ -1,4 +1,5 @@
 """The HTML report: self-contained, complete, traceable, atomic, and clean in a real browser."""
+
 from __future__ import annotations
 
 import os
@@ -10,17 +11,33 @@ from pathlib import Path
 
 import pytest
 
-from upgrade_predictor import report
 from upgrade_predictor.errors import InputError
+from upgrade_predictor.reporting import report
 
 sys.path.insert(0, str(Path(__file__).parent))
 from test_insights import shared_run  # noqa: E402
 
 CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
-SECTIONS = ["data", "comparison", "imbalance", "chosen", "drivers", "segments", "targeting", "caveats",
-            "recommendations"]
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+SECTIONS = [
+    "data",
+    "comparison",
+    "imbalance",
+    "chosen",
+    "drivers",
+    "segments",
+    "targeting",
+    "caveats",
+    "recommendations",
+]
 
 
 @pytest.fixture(scope="module")
@@ -47,7 +64,7 @@ def test_report_is_self_contained_and_has_every_section(built):
 
 def _recommendations(html: str) -> tuple[str, str]:
     start = html.index('id="recommendations"')
-    return html[:start], html[start:html.index("</ol>", start)]
+    return html[:start], html[start : html.index("</ol>", start)]
 
 
 @pytest.mark.slow
@@ -109,9 +126,12 @@ def test_report_opens_in_headless_chromium_without_errors(built, tmp_path):
         page.on("requestfailed", lambda r: failed.append(r.url[:80]))
         page.goto(path.as_uri(), wait_until="load")
         broken = page.evaluate(
-            "Array.from(document.images).filter(i => !i.complete || i.naturalWidth === 0).map(i => i.alt)")
+            "Array.from(document.images).filter(i => !i.complete || i.naturalWidth === 0).map(i => i.alt)"
+        )
         n_images = page.evaluate("document.images.length")
-        widest = page.evaluate("Math.max(...Array.from(document.images).map(i => i.getBoundingClientRect().right))")
+        widest = page.evaluate(
+            "Math.max(...Array.from(document.images).map(i => i.getBoundingClientRect().right))"
+        )
         shot = tmp_path / "report.png"
         page.screenshot(path=str(shot), full_page=True)
         browser.close()

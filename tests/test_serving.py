@@ -1,4 +1,5 @@
 """The REST service: same scores as batch, documented errors for every malformed request, never a 500."""
+
 from __future__ import annotations
 
 import json
@@ -7,14 +8,23 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import synthetic_frame
 from fastapi.testclient import TestClient
+
+from conftest import synthetic_frame
 from test_bundle import make_bundle
+from upgrade_predictor import serving
+from upgrade_predictor.scoring.batch import score_file
+from upgrade_predictor.scoring.scorer import Scorer
 
-from upgrade_predictor import scoring, serving
-
-USER = {"student_country": "US", "days_on_platform": 10, "minutes_watched": 100.5, "courses_started": 2,
-        "practice_exams_started": 1, "practice_exams_passed": 1, "minutes_spent_on_exams": 5.0}
+USER = {
+    "student_country": "US",
+    "days_on_platform": 10,
+    "minutes_watched": 100.5,
+    "courses_started": 2,
+    "practice_exams_started": 1,
+    "practice_exams_passed": 1,
+    "minutes_spent_on_exams": 5.0,
+}
 
 
 @pytest.fixture(scope="module")
@@ -24,7 +34,7 @@ def bundle_path(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def client(bundle_path) -> TestClient:
-    app = serving.create_app(scoring.Scorer.load(bundle_path), max_body_bytes=64 * 1024)
+    app = serving.create_app(Scorer.load(bundle_path), max_body_bytes=64 * 1024)
     return TestClient(app, raise_server_exceptions=False)
 
 
@@ -32,7 +42,7 @@ def test_batch_and_online_agree(client, bundle_path, tmp_path):
     users = synthetic_frame(200, seed=11).drop(columns="purchased")
     users.loc[0, "student_country"] = "NA"
     users.to_csv(tmp_path / "u.csv", index=False)
-    scoring.score_file(scoring.Scorer.load(bundle_path), tmp_path / "u.csv", tmp_path / "out.csv")
+    score_file(Scorer.load(bundle_path), tmp_path / "u.csv", tmp_path / "out.csv")
     batch = pd.read_csv(tmp_path / "out.csv").sort_values("row")["probability"].to_numpy()
     records = json.loads(users.to_json(orient="records"))
     online = client.post("/predict", json=records)
@@ -55,23 +65,29 @@ def test_explain_returns_three_signed_reasons(client):
     assert len(r["reasons"]) == 3 and all(s.split()[1][0] in "+-" for s in r["reasons"])
 
 
-@pytest.mark.parametrize("body, status, field", [
-    ("{not json", 422, "not valid JSON"),
-    ('"a string"', 422, "one user (a JSON object) or a list"),
-    ("[]", 422, "empty"),
-    (json.dumps({**USER, "minutes_watched": -1}), 422, "minutes_watched"),
-    (json.dumps({k: v for k, v in USER.items() if k != "courses_started"}), 422, "courses_started"),
-    (json.dumps({**USER, "days_on_platform": "ten"}), 422, "days_on_platform"),
-    (json.dumps({**USER, "courses_started": True}), 422, "courses_started"),
-    (json.dumps({**USER, "student_country": 7}), 422, "student_country"),
-    (json.dumps({**USER, "minutes_watched": None}), 422, "minutes_watched"),
-    ('{"student_country": "US", "days_on_platform": NaN, "minutes_watched": 1, "courses_started": 1, '
-     '"practice_exams_started": 0, "practice_exams_passed": 0, "minutes_spent_on_exams": 0}', 422,
-     "days_on_platform"),
-    (json.dumps({**USER, "minutes_watched": 1e400}), 422, "minutes_watched"),
-    (json.dumps([USER, {**USER, "practice_exams_passed": -2}]), 422, "[1].practice_exams_passed"),
-    (json.dumps([USER] * 1000), 413, "request body over"),
-])
+@pytest.mark.parametrize(
+    "body, status, field",
+    [
+        ("{not json", 422, "not valid JSON"),
+        ('"a string"', 422, "one user (a JSON object) or a list"),
+        ("[]", 422, "empty"),
+        (json.dumps({**USER, "minutes_watched": -1}), 422, "minutes_watched"),
+        (json.dumps({k: v for k, v in USER.items() if k != "courses_started"}), 422, "courses_started"),
+        (json.dumps({**USER, "days_on_platform": "ten"}), 422, "days_on_platform"),
+        (json.dumps({**USER, "courses_started": True}), 422, "courses_started"),
+        (json.dumps({**USER, "student_country": 7}), 422, "student_country"),
+        (json.dumps({**USER, "minutes_watched": None}), 422, "minutes_watched"),
+        (
+            '{"student_country": "US", "days_on_platform": NaN, "minutes_watched": 1, "courses_started": 1, '
+            '"practice_exams_started": 0, "practice_exams_passed": 0, "minutes_spent_on_exams": 0}',
+            422,
+            "days_on_platform",
+        ),
+        (json.dumps({**USER, "minutes_watched": 1e400}), 422, "minutes_watched"),
+        (json.dumps([USER, {**USER, "practice_exams_passed": -2}]), 422, "[1].practice_exams_passed"),
+        (json.dumps([USER] * 1000), 413, "request body over"),
+    ],
+)
 def test_bad_requests_get_readable_errors(client, body, status, field):
     r = client.post("/predict", content=body, headers={"content-type": "application/json"})
     assert r.status_code == status, r.text

@@ -1,4 +1,5 @@
 """Hand-written gains, lift and profit curves, checked against examples worked out by hand."""
+
 import numpy as np
 import pandas as pd
 import pytest

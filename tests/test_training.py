@@ -7,13 +7,13 @@ import pandas as pd
 import pytest
 from sklearn.model_selection import train_test_split
 
-from upgrade_predictor import config, evaluation
-from upgrade_predictor.audit import feature_keys
-from upgrade_predictor.models import build_pipeline
-from upgrade_predictor.training import TrainConfig, cv_folds, holdout_split, run_training
-
 from conftest import synthetic_frame
 from test_features import _xy
+from upgrade_predictor import config, evaluation
+from upgrade_predictor.api import TrainConfig, train
+from upgrade_predictor.audit import feature_keys
+from upgrade_predictor.models import build_pipeline
+from upgrade_predictor.training.protocol import cv_folds, holdout_split
 
 
 def test_holdout_is_the_course_split():
@@ -63,9 +63,17 @@ def test_f1_threshold_matches_a_hand_computed_example():
 
 
 def _quick(tmp_path, name, **kw):
-    cfg = TrainConfig(data=tmp_path / "d.csv", out=tmp_path / name, budget="quick", report=False,
-                      families=["logreg", "tree", "gbm"], strategies=["none", "smote"], jobs=1, **kw)
-    return run_training(cfg)
+    cfg = TrainConfig(
+        data=tmp_path / "d.csv",
+        out=tmp_path / name,
+        budget="quick",
+        report=False,
+        families=["logreg", "tree", "gbm"],
+        strategies=["none", "smote"],
+        jobs=1,
+        **kw,
+    )
+    return train(cfg)
 
 
 def test_same_seed_same_leaderboard_and_model(tmp_path):
@@ -87,21 +95,26 @@ def test_an_existing_run_is_never_overwritten_silently(tmp_path):
     (tmp_path / "taken").mkdir()
     (tmp_path / "taken" / "keep.txt").write_text("mine")
     from upgrade_predictor.errors import InputError
+
     with pytest.raises(InputError, match="already holds a run"):
         _quick(tmp_path, "taken")
     assert (tmp_path / "taken" / "keep.txt").read_text() == "mine"
 
 
 def _cli(*args, cwd):
-    return subprocess.run([sys.executable, "-m", "upgrade_predictor.cli", *args], cwd=cwd,
-                          capture_output=True, text=True)
+    return subprocess.run(
+        [sys.executable, "-m", "upgrade_predictor.cli", *args], cwd=cwd, capture_output=True, text=True
+    )
 
 
-@pytest.mark.parametrize("frame,args,message", [
-    (lambda df: df.assign(purchased=0), [], "single class"),
-    (lambda df: df, ["--target", "bought"], "target column 'bought' not found"),
-    (lambda df: df, ["--budget", "huge"], "--budget 'huge'"),
-])
+@pytest.mark.parametrize(
+    "frame,args,message",
+    [
+        (lambda df: df.assign(purchased=0), [], "single class"),
+        (lambda df: df, ["--target", "bought"], "target column 'bought' not found"),
+        (lambda df: df, ["--budget", "huge"], "--budget 'huge'"),
+    ],
+)
 def test_cli_input_errors_exit_2_without_traceback_or_output(tmp_path, frame, args, message):
     frame(synthetic_frame(200)).to_csv(tmp_path / "d.csv", index=False)
     r = _cli("train", "--data", str(tmp_path / "d.csv"), "--out", str(tmp_path / "run"), *args, cwd=tmp_path)
@@ -116,14 +129,29 @@ def test_any_binary_table_trains(tmp_path, keep):
     """Not only our columns: other names, word labels, an id, all-numeric or all-categorical features."""
     rng = np.random.default_rng(3)
     n = 400
-    df = pd.DataFrame({"uid": np.arange(n), "age": rng.integers(18, 70, n), "visits": rng.poisson(3, n),
-                       "plan": rng.choice(["a", "b", "c"], n), "region": rng.choice(["n", "s"], n)})
+    df = pd.DataFrame(
+        {
+            "uid": np.arange(n),
+            "age": rng.integers(18, 70, n),
+            "visits": rng.poisson(3, n),
+            "plan": rng.choice(["a", "b", "c"], n),
+            "region": rng.choice(["n", "s"], n),
+        }
+    )
     signal = (df["plan"] == "a") * 1.5 + (df["region"] == "n") + df["visits"] * 0.3 + rng.normal(0, 1, n)
     df["churned"] = np.where(signal > np.quantile(signal, 0.8), "yes", "no")
     df[["uid", *keep, "churned"]].to_csv(tmp_path / "d.csv", index=False)
-    cfg = TrainConfig(data=tmp_path / "d.csv", target="churned", id_column="uid", out=tmp_path / "r",
-                      budget="quick", report=False, families=["logreg", "gbm"], strategies=["none", "smote"])
-    out = run_training(cfg)
+    cfg = TrainConfig(
+        data=tmp_path / "d.csv",
+        target="churned",
+        id_column="uid",
+        out=tmp_path / "r",
+        budget="quick",
+        report=False,
+        families=["logreg", "gbm"],
+        strategies=["none", "smote"],
+    )
+    out = train(cfg)
     m = json.loads((out / "metrics.json").read_text())
     assert m["test"]["roc_auc"] > 0.6
     preds = pd.read_parquet(out / "predictions.parquet")

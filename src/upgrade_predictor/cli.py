@@ -1,27 +1,42 @@
 """The command line: a thin layer over the stage modules. Input errors exit 2 with one message."""
+
 from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Optional
 
 import typer
 from rich.console import Console
+from rich.progress import BarColumn, DownloadColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+from rich.table import Table
 
-from . import config
+from . import api, config
+from .console import error, plain, say, warn
+from .drift import check_file
 from .errors import InputError
+from .files import write_json_atomic
+from .reporting.report import build_report
+from .scoring.batch import score_file
+from .scoring.cluster import score_dataset
+from .scoring.scorer import Scorer
+from .serving import serve as run_server
+from .training.protocol import TrainConfig
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
-                  help="Predict which free users will upgrade, and decide whom to target.")
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    help="Predict which free users will upgrade, and decide whom to target.",
+)
 console = Console(stderr=True)
 
 
 def fail(message: str, code: int = 2) -> None:
-    console.print(f"[bold red]error:[/] {message}", highlight=False)
+    error(console, message)
     raise typer.Exit(code)
 
 
-def _split(values: Optional[str]) -> list[str]:
+def _split(values: str | None) -> list[str]:
     return [v.strip() for v in values.split(",") if v.strip()] if values else []
 
 
@@ -32,50 +47,71 @@ def root() -> None:
 
 @app.command()
 def train(
-    data: Optional[Path] = typer.Option(None, help="CSV or Parquet file [default: ../shared/data/ml_datasource.csv]"),
+    data: Path | None = typer.Option(
+        None, help="CSV or Parquet file [default: ../shared/data/ml_datasource.csv]"
+    ),
     target: str = typer.Option(config.TARGET, help="the binary label column"),
-    out: Optional[Path] = typer.Option(None, help="run folder [default: runs/<timestamp>]; never overwritten"),
+    out: Path | None = typer.Option(None, help="run folder [default: runs/<timestamp>]; never overwritten"),
     budget: str = typer.Option("standard", help="quick | standard | thorough"),
     seed: int = typer.Option(config.SEED, help="seed of the split, folds, samplers and tuning"),
-    id: Optional[str] = typer.Option(None, "--id", help="an id column: carried through, never a feature"),
-    positive: Optional[str] = typer.Option(None, help="the target value that counts as positive"),
-    numeric: Optional[str] = typer.Option(None, help="comma-separated columns to treat as numeric"),
-    categorical: Optional[str] = typer.Option(None, help="comma-separated columns to treat as categorical"),
-    exclude: Optional[str] = typer.Option(None, help="comma-separated columns to leave out"),
+    id: str | None = typer.Option(None, "--id", help="an id column: carried through, never a feature"),
+    positive: str | None = typer.Option(None, help="the target value that counts as positive"),
+    numeric: str | None = typer.Option(None, help="comma-separated columns to treat as numeric"),
+    categorical: str | None = typer.Option(None, help="comma-separated columns to treat as categorical"),
+    exclude: str | None = typer.Option(None, help="comma-separated columns to leave out"),
     test_size: float = typer.Option(config.TEST_SIZE, help="share of rows held out for the final test"),
-    group_duplicates: bool = typer.Option(False, help="keep feature-identical rows on one side of every split"),
-    families: Optional[str] = typer.Option(None, help=f"comma-separated subset of {','.join(config.FAMILIES)}"),
-    strategies: Optional[str] = typer.Option(None, help=f"comma-separated subset of {','.join(config.STRATEGIES)}"),
-    objective: str = typer.Option("pr_auc", help="metric Optuna maximises (CV mean): pr_auc, roc_auc, f1, ..."),
+    group_duplicates: bool = typer.Option(
+        False, help="keep feature-identical rows on one side of every split"
+    ),
+    families: str | None = typer.Option(None, help=f"comma-separated subset of {','.join(config.FAMILIES)}"),
+    strategies: str | None = typer.Option(
+        None, help=f"comma-separated subset of {','.join(config.STRATEGIES)}"
+    ),
+    objective: str = typer.Option(
+        "pr_auc", help="metric Optuna maximises (CV mean): pr_auc, roc_auc, f1, ..."
+    ),
     threshold: str = typer.Option("f1", help="how the decision threshold is chosen: f1 | profit"),
     offer_cost: float = typer.Option(config.OFFER_COST, help="cost of one offer (profit threshold, report)"),
     upgrade_value: float = typer.Option(config.UPGRADE_VALUE, help="value of one upgrade reached"),
     jobs: int = typer.Option(2, help="parallel fits"),
     report: bool = typer.Option(True, help="write report.html at the end"),
     force: bool = typer.Option(False, help="replace an existing --out folder"),
-    dask: Optional[str] = typer.Option(None, help="run the fits on a Dask cluster: a scheduler address, or 'local'"),
+    dask: str | None = typer.Option(
+        None, help="run the fits on a Dask cluster: a scheduler address, or 'local'"
+    ),
 ) -> None:
     """Audit the data, compare models and imbalance strategies, tune, and save a model bundle."""
-    from .training import TrainConfig, run_training
-
     cfg = TrainConfig(
-        data=data, target=target, out=out, budget=budget, seed=seed, id_column=id, positive=positive,
-        numeric=_split(numeric), categorical=_split(categorical), exclude=_split(exclude),
-        test_size=test_size, group_duplicates=group_duplicates,
+        data=data,
+        target=target,
+        out=out,
+        budget=budget,
+        seed=seed,
+        id_column=id,
+        positive=positive,
+        numeric=_split(numeric),
+        categorical=_split(categorical),
+        exclude=_split(exclude),
+        test_size=test_size,
+        group_duplicates=group_duplicates,
         families=_split(families) or list(config.FAMILIES),
         strategies=_split(strategies) or list(config.STRATEGIES),
-        objective=objective, threshold=threshold, offer_cost=offer_cost, upgrade_value=upgrade_value,
-        jobs=jobs, report=report, force=force, dask=dask,
+        objective=objective,
+        threshold=threshold,
+        offer_cost=offer_cost,
+        upgrade_value=upgrade_value,
+        jobs=jobs,
+        report=report,
+        force=force,
+        dask=dask,
     )
-    run_training(cfg, console)
+    api.train(cfg, console)
 
 
 # --- report command (insights and report modules) ---
 @app.command("report")
 def report_cmd(run_dir: Path = typer.Argument(..., help="a run folder written by 'train'")) -> None:
     """Rebuild RUN_DIR/report.html from a saved run (reloads the data file named in run.json)."""
-    from .report import build_report
-
     build_report(run_dir, console)
 
 
@@ -85,22 +121,24 @@ def report_cmd(run_dir: Path = typer.Argument(..., help="a run folder written by
 @app.command()
 def score(
     model: Path = typer.Argument(..., help="model bundle (model.zip from a training run)"),
-    data: str = typer.Argument(..., help="CSV or Parquet file of users to score (with --dask: also a folder "
-                                         "or glob)"),
-    out: Path = typer.Option(..., "--out", help="ranked list to write (.csv or .parquet; with --dask a folder)"),
-    top: Optional[int] = typer.Option(None, help="keep only the N best-ranked users"),
-    budget: Optional[float] = typer.Option(None, help="keep as many users as the budget pays offers for"),
-    offer_cost: Optional[float] = typer.Option(None, help="cost of one offer, for --budget [default: the "
-                                                          "bundle's, else config]"),
+    data: str = typer.Argument(
+        ..., help="CSV or Parquet file of users to score (with --dask: also a folder or glob)"
+    ),
+    out: Path = typer.Option(
+        ..., "--out", help="ranked list to write (.csv or .parquet; with --dask a folder)"
+    ),
+    top: int | None = typer.Option(None, help="keep only the N best-ranked users"),
+    budget: float | None = typer.Option(None, help="keep as many users as the budget pays offers for"),
+    offer_cost: float | None = typer.Option(
+        None, help="cost of one offer, for --budget [default: the bundle's, else config]"
+    ),
     explain: bool = typer.Option(False, help="add the top three signed reasons per user (slower)"),
-    rejects: Optional[Path] = typer.Option(None, help="rejected rows with reasons [default: OUT.rejects.csv]"),
+    rejects: Path | None = typer.Option(None, help="rejected rows with reasons [default: OUT.rejects.csv]"),
     max_reject_share: float = typer.Option(0.05, help="exit 1 when more than this share of rows is rejected"),
     progress: bool = typer.Option(True, help="show a progress bar"),
-    dask: Optional[str] = typer.Option(None, help="score on a Dask cluster: a scheduler address, or 'local'"),
+    dask: str | None = typer.Option(None, help="score on a Dask cluster: a scheduler address, or 'local'"),
 ) -> None:
     """Score a file into a ranked target list: id, probability, decision, rank (and reasons)."""
-    from rich.progress import BarColumn, DownloadColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
-
     if not 0 <= max_reject_share <= 1:
         raise InputError(f"--max-reject-share must be between 0 and 1 (got {max_reject_share})")
     if dask:
@@ -108,33 +146,65 @@ def score(
             raise InputError("--explain is not available with --dask; score without it")
         if rejects:
             raise InputError("--rejects: with --dask the rejects are written to OUT/rejects/")
-        from .cluster import score_dataset
-
-        bar = Progress("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
-                       TimeRemainingColumn(), console=console, disable=not progress, transient=True)
+        bar = Progress(
+            "[progress.description]{task.description}",
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeRemainingColumn(),
+            console=console,
+            disable=not progress,
+            transient=True,
+        )
         with bar:
             task = bar.add_task("scoring partitions", total=None)
-            result = score_dataset(model, data, out, dask, top=top, budget=budget, offer_cost=offer_cost,
-                                   progress=lambda done, total: bar.update(task, completed=done, total=total))
+            result = score_dataset(
+                model,
+                data,
+                out,
+                dask,
+                top=top,
+                budget=budget,
+                offer_cost=offer_cost,
+                progress=lambda done, total: bar.update(task, completed=done, total=total),
+            )
     else:
-        from .scoring import Scorer, score_file
-
         scorer = Scorer.load(model)
-        bar = Progress("[progress.description]{task.description}", BarColumn(), DownloadColumn(),
-                       TimeRemainingColumn(), console=console, disable=not progress, transient=True)
+        bar = Progress(
+            "[progress.description]{task.description}",
+            BarColumn(),
+            DownloadColumn(),
+            TimeRemainingColumn(),
+            console=console,
+            disable=not progress,
+            transient=True,
+        )
         with bar:
             task = bar.add_task("scoring", total=None)
-            result = score_file(scorer, Path(data), out, rejects=rejects, top=top, budget=budget,
-                                offer_cost=offer_cost, explain=explain,
-                                progress=lambda done, total: bar.update(task, completed=done, total=total))
-    console.print(f"{result.accepted:,} rows scored, {result.rejected:,} rejected "
-                  f"({result.reject_share:.2%}); {result.written:,} written to {result.out}; "
-                  f"rejects in {result.rejects}", highlight=False)
+            result = score_file(
+                scorer,
+                Path(data),
+                out,
+                rejects=rejects,
+                top=top,
+                budget=budget,
+                offer_cost=offer_cost,
+                explain=explain,
+                progress=lambda done, total: bar.update(task, completed=done, total=total),
+            )
+    say(
+        console,
+        f"{result.accepted:,} rows scored, {result.rejected:,} rejected "
+        f"({result.reject_share:.2%}); {result.written:,} written to {result.out}; "
+        f"rejects in {result.rejects}",
+    )
     for text, count in sorted(result.reject_reasons.items(), key=lambda kv: -kv[1])[:5]:
-        console.print(f"  {count:,} x {text}", highlight=False)
+        say(console, f"  {count:,} x {text}")
     if result.reject_share > max_reject_share:
-        fail(f"{result.reject_share:.2%} of rows were rejected, over --max-reject-share "
-             f"{max_reject_share:.2%}; see {result.rejects}", code=1)
+        fail(
+            f"{result.reject_share:.2%} of rows were rejected, over --max-reject-share "
+            f"{max_reject_share:.2%}; see {result.rejects}",
+            code=1,
+        )
 
 
 @app.command()
@@ -146,53 +216,50 @@ def serve(
     workers: int = typer.Option(1, help="worker processes (each loads the model)"),
 ) -> None:
     """Serve the model over HTTP: POST /predict, GET /health, GET /model, docs at /docs."""
-    from .scoring import Scorer
-    from .serving import serve as run_server
-
     scorer = Scorer.load(model)
-    console.print(f"serving {model} on http://{host}:{port} (docs at /docs)", highlight=False)
+    say(console, f"serving {model} on http://{host}:{port} (docs at /docs)")
     if workers < 1:
         raise InputError(f"--workers must be at least 1 (got {workers})")
-    run_server(scorer, host=host, port=port, max_body_bytes=max_body_bytes, workers=workers,
-               model_path=str(model))
+    run_server(
+        scorer, host=host, port=port, max_body_bytes=max_body_bytes, workers=workers, model_path=str(model)
+    )
 
 
 @app.command()
 def drift(
     model: Path = typer.Argument(..., help="model bundle (model.zip from a training run)"),
     data: Path = typer.Argument(..., help="CSV or Parquet file of new users"),
-    out: Optional[Path] = typer.Option(None, help="JSON report [default: drift.json beside DATA]"),
+    out: Path | None = typer.Option(None, help="JSON report [default: drift.json beside DATA]"),
     psi_alert: float = typer.Option(0.2, help="PSI at or above this is drift"),
     new_category_share: float = typer.Option(0.01, help="share of rows with unseen codes that is drift"),
     range_share: float = typer.Option(0.01, help="share of rows outside the training range that is drift"),
 ) -> None:
     """Compare new data with the training reference; exit 1 when a threshold is crossed."""
-    from rich.table import Table
-
-    from .drift import check_file
-    from .files import write_json_atomic
-    from .scoring import Scorer
-
     scorer = Scorer.load(model)
-    report = check_file(scorer, data, psi_alert=psi_alert, new_category_share=new_category_share,
-                        range_share=range_share)
+    report = check_file(
+        scorer, data, psi_alert=psi_alert, new_category_share=new_category_share, range_share=range_share
+    )
     out = out or Path(data).with_name("drift.json")
     write_json_atomic(out, report)
-    table = Table(title=f"drift of {data} vs. training ({report['rows']:,} valid rows)")
+    table = Table(title=plain(f"drift of {data} vs. training ({report['rows']:,} valid rows)"))
     for col in ("feature", "PSI", "level", "new codes", "out of range"):
         table.add_column(col, justify="left" if col in ("feature", "level") else "right")
     for f in report["features"]:
-        table.add_row(f["feature"], f"{f['psi']:.3f}", f["level"],
-                      f"{f.get('new_category_share', 0):.2%}" if f["kind"] == "categorical" else "",
-                      f"{f.get('out_of_range_share', 0):.2%}" if f["kind"] == "numeric" else "")
+        table.add_row(
+            plain(f["feature"]),
+            f"{f['psi']:.3f}",
+            f["level"],
+            f"{f.get('new_category_share', 0):.2%}" if f["kind"] == "categorical" else "",
+            f"{f.get('out_of_range_share', 0):.2%}" if f["kind"] == "numeric" else "",
+        )
     table.add_row("(score)", f"{report['score']['psi']:.3f}", report["score"]["level"], "", "")
-    Console().print(table)
+    Console().print(table)  # the table on stdout; messages on stderr
     if report["rows_rejected"]:
-        console.print(f"{report['rows_rejected']:,} rows failed validation and were left out", highlight=False)
-    console.print(f"report written to {out}", highlight=False)
+        say(console, f"{report['rows_rejected']:,} rows failed validation and were left out")
+    say(console, f"report written to {out}")
     if report["drifted"]:
         for a in report["alerts"]:
-            console.print(f"[yellow]drift:[/] {a}", highlight=False)
+            warn(console, f"drift: {a}")
         raise typer.Exit(1)
 
 
@@ -200,10 +267,10 @@ def main() -> None:
     try:
         app()
     except InputError as e:
-        console.print(f"[bold red]error:[/] {e}", highlight=False)
+        error(console, e)
         sys.exit(InputError.exit_code)
     except KeyboardInterrupt:
-        console.print("[yellow]interrupted; nothing half-written was left behind[/]")
+        warn(console, "interrupted; nothing half-written was left behind")
         sys.exit(130)
 
 

@@ -1,4 +1,5 @@
 """Every default of the tool, in one place."""
+
 from __future__ import annotations
 
 import os

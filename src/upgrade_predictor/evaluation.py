@@ -1,20 +1,74 @@
 """Metrics, their summaries across folds, and the choice of a decision threshold."""
+
 from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+from typing import Any
 
 import numpy as np
 import pandas as pd
-from sklearn.metrics import (accuracy_score, average_precision_score, balanced_accuracy_score,
-                             brier_score_loss, f1_score, log_loss, precision_recall_curve,
-                             precision_score, recall_score, roc_auc_score)
+from sklearn.metrics import (
+    accuracy_score,
+    average_precision_score,
+    balanced_accuracy_score,
+    brier_score_loss,
+    f1_score,
+    log_loss,
+    precision_recall_curve,
+    precision_score,
+    recall_score,
+    roc_auc_score,
+)
 
 from . import targeting
 
-METRICS = ["accuracy", "balanced_accuracy", "precision", "recall", "f1", "roc_auc", "pr_auc",
-           "brier", "log_loss"]
+METRICS = [
+    "accuracy",
+    "balanced_accuracy",
+    "precision",
+    "recall",
+    "f1",
+    "roc_auc",
+    "pr_auc",
+    "brier",
+    "log_loss",
+]
 LOWER_IS_BETTER = {"brier", "log_loss"}
 
 
-def scores(y: np.ndarray, p: np.ndarray, threshold: float = 0.5) -> dict[str, float]:
+@dataclass(frozen=True)
+class Scores:
+    """Every metric of one set of predictions at one threshold (class 1 is the positive class)."""
+
+    accuracy: float
+    balanced_accuracy: float
+    precision: float
+    recall: float
+    f1: float
+    roc_auc: float
+    pr_auc: float
+    brier: float
+    log_loss: float
+    threshold: float
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Scores:
+        return cls(**{f.name: float(d[f.name]) for f in fields(cls)})
+
+    def to_dict(self) -> dict[str, float]:
+        return asdict(self)
+
+    def __getitem__(self, name: str) -> float:  # the report template reads metrics by name
+        return float(getattr(self, name))
+
+    def get(self, name: str, default: float | None = None) -> float | None:
+        return float(getattr(self, name)) if hasattr(self, name) else default
+
+    def __contains__(self, name: str) -> bool:
+        return name in {f.name for f in fields(self)}
+
+
+def scores(y: np.ndarray, p: np.ndarray, threshold: float = 0.5) -> Scores:
     """All metrics of probabilities p for labels y; class 1 is the positive class."""
     y = np.asarray(y)
     p = np.clip(np.asarray(p, dtype="float64"), 0.0, 1.0)
@@ -31,12 +85,12 @@ def scores(y: np.ndarray, p: np.ndarray, threshold: float = 0.5) -> dict[str, fl
         "log_loss": log_loss(y, p, labels=[0, 1]),
         "threshold": float(threshold),
     }
-    return {k: float(v) for k, v in out.items()}
+    return Scores(**{k: float(v) for k, v in out.items()})
 
 
-def summarise(fold_scores: list[dict[str, float]]) -> dict[str, float]:
+def summarise(fold_scores: list[Scores]) -> dict[str, float]:
     """Mean and sample standard deviation of each metric across folds."""
-    df = pd.DataFrame(fold_scores)[METRICS]
+    df = pd.DataFrame([s.to_dict() for s in fold_scores])[METRICS]
     out = {}
     for m in METRICS:
         out[f"{m}_mean"] = float(df[m].mean())
@@ -51,8 +105,9 @@ def f1_threshold(y: np.ndarray, p: np.ndarray) -> float:
     return float(thresholds[int(np.argmax(f1[:-1]))])
 
 
-def choose_threshold(y: np.ndarray, p: np.ndarray, objective: str = "f1", offer_cost: float = 0.0,
-                     upgrade_value: float = 0.0) -> float:
+def choose_threshold(
+    y: np.ndarray, p: np.ndarray, objective: str = "f1", offer_cost: float = 0.0, upgrade_value: float = 0.0
+) -> float:
     """Pick the cut-off on out-of-fold predictions: max F1, or max expected profit."""
     if objective == "f1":
         return f1_threshold(y, p)

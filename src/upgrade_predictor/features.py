@@ -1,4 +1,5 @@
 """Feature engineering and preprocessing steps; every fitted statistic is learnt inside the pipeline."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -36,8 +37,10 @@ class EngagementFeatures(TransformerMixin, BaseEstimator):
         check_is_fitted(self, "ratios_")
         if not self.ratios_:
             return X
-        new = {name: X[num].to_numpy(dtype="float64") / np.maximum(X[den].to_numpy(dtype="float64"), 1.0)
-               for name, num, den in self.ratios_}
+        new = {
+            name: X[num].to_numpy(dtype="float64") / np.maximum(X[den].to_numpy(dtype="float64"), 1.0)
+            for name, num, den in self.ratios_
+        }
         return pd.concat([X, pd.DataFrame(new, index=X.index)], axis=1)
 
     def get_feature_names_out(self, input_features=None):
@@ -75,19 +78,26 @@ def numeric_steps(scale: bool) -> Pipeline:
 def prepare_step(scale: bool) -> ColumnTransformer:
     """Numeric preprocessing; categorical columns pass through so a sampler can see them as such."""
     return ColumnTransformer(
-        [("num", numeric_steps(scale), make_column_selector(dtype_include=np.number)),
-         ("cat", "passthrough", make_column_selector(dtype_exclude=np.number))],
+        [
+            ("num", numeric_steps(scale), make_column_selector(dtype_include=np.number)),
+            ("cat", "passthrough", make_column_selector(dtype_exclude=np.number)),
+        ],
         verbose_feature_names_out=False,
     ).set_output(transform="pandas")
 
 
 def encode_step() -> ColumnTransformer:
     """One-hot encode categories; rare and never-seen codes share one 'infrequent' column."""
-    onehot = OneHotEncoder(min_frequency=config.MIN_CATEGORY_FREQUENCY,
-                           handle_unknown="infrequent_if_exist", sparse_output=False, dtype=np.float64)
+    onehot = OneHotEncoder(
+        min_frequency=config.MIN_CATEGORY_FREQUENCY,
+        handle_unknown="infrequent_if_exist",
+        sparse_output=False,
+        dtype=np.float64,
+    )
     return ColumnTransformer(
         [("cat", onehot, make_column_selector(dtype_exclude=np.number))],
-        remainder="passthrough", verbose_feature_names_out=False,
+        remainder="passthrough",
+        verbose_feature_names_out=False,
     )
 
 
@@ -96,7 +106,8 @@ def ordinal_step() -> ColumnTransformer:
     ordinal = OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=-1)
     return ColumnTransformer(
         [("cat", ordinal, make_column_selector(dtype_exclude=np.number))],
-        remainder="passthrough", verbose_feature_names_out=False,
+        remainder="passthrough",
+        verbose_feature_names_out=False,
     )
 
 
@@ -111,3 +122,25 @@ def drop_reference_outliers(X: pd.DataFrame, y):
 
 def drop_columns(X: pd.DataFrame, columns=()) -> pd.DataFrame:
     return X.drop(columns=[c for c in columns if c in X.columns])
+
+
+def source_columns(
+    transformed: list[str], original: list[str], categorical: list[str]
+) -> list[dict[str, float]]:
+    """For each column the pipeline feeds the model, the original input columns it stands for and
+    their shares: one-hot columns map to their category column, a ratio splits evenly between its
+    numerator and denominator (SHAP values add up, so shares keep the row total)."""
+    ratios = {name: (a, b) for name, a, b in RATIOS}
+    out = []
+    for name in transformed:
+        if name in original:
+            out.append({name: 1.0})
+        elif name in ratios and all(s in original for s in ratios[name]):
+            a, b = ratios[name]
+            out.append({a: 0.5, b: 0.5})
+        else:
+            owner = next(
+                (c for c in sorted(categorical, key=len, reverse=True) if name.startswith(c + "_")), None
+            )
+            out.append({owner: 1.0} if owner else {name: 1.0})
+    return out

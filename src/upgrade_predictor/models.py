@@ -1,8 +1,10 @@
 """Model families, imbalance strategies and the pipelines that join them to the features."""
+
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from imblearn import FunctionSampler
 from imblearn.over_sampling import SMOTE, SMOTEN, SMOTENC, RandomOverSampler
@@ -20,8 +22,14 @@ from sklearn.svm import LinearSVC
 from sklearn.tree import DecisionTreeClassifier
 
 from . import config
-from .features import (EngagementFeatures, drop_columns, drop_reference_outliers, encode_step,
-                       ordinal_step, prepare_step)
+from .features import (
+    EngagementFeatures,
+    drop_columns,
+    drop_reference_outliers,
+    encode_step,
+    ordinal_step,
+    prepare_step,
+)
 from .schema import Schema
 
 try:  # LightGBM is the default booster; scikit-learn's own is the dependency-light fallback.
@@ -65,68 +73,153 @@ def _svm(p, seed, cw):
 
 
 def _tree(p, seed, cw):
-    return DecisionTreeClassifier(max_depth=p["max_depth"], min_samples_leaf=p["min_samples_leaf"],
-                                  class_weight=cw, random_state=seed)
+    return DecisionTreeClassifier(
+        max_depth=p["max_depth"], min_samples_leaf=p["min_samples_leaf"], class_weight=cw, random_state=seed
+    )
 
 
 def _forest(p, seed, cw):
-    return RandomForestClassifier(n_estimators=p["n_estimators"], min_samples_leaf=p["min_samples_leaf"],
-                                  max_features=p["max_features"], max_depth=p.get("max_depth"),
-                                  class_weight=cw, n_jobs=1, random_state=seed)
+    return RandomForestClassifier(
+        n_estimators=p["n_estimators"],
+        min_samples_leaf=p["min_samples_leaf"],
+        max_features=p["max_features"],
+        max_depth=p.get("max_depth"),
+        class_weight=cw,
+        n_jobs=1,
+        random_state=seed,
+    )
 
 
 def _gbm(p, seed, cw):
     if LGBMClassifier is None:
         return HistGradientBoostingClassifier(
-            learning_rate=p["learning_rate"], max_iter=p["n_estimators"], max_leaf_nodes=p["num_leaves"],
-            min_samples_leaf=p["min_child_samples"], l2_regularization=p["reg_lambda"],
-            class_weight=cw, random_state=seed)
+            learning_rate=p["learning_rate"],
+            max_iter=p["n_estimators"],
+            max_leaf_nodes=p["num_leaves"],
+            min_samples_leaf=p["min_child_samples"],
+            l2_regularization=p["reg_lambda"],
+            class_weight=cw,
+            random_state=seed,
+        )
     return LGBMClassifier(
-        n_estimators=p["n_estimators"], learning_rate=p["learning_rate"], num_leaves=p["num_leaves"],
-        max_depth=p["max_depth"], min_child_samples=p["min_child_samples"], reg_lambda=p["reg_lambda"],
-        subsample=p["subsample"], subsample_freq=1 if p["subsample"] < 1 else 0,
-        colsample_bytree=p["colsample_bytree"], class_weight=cw, random_state=seed, n_jobs=1,
-        verbose=-1)
+        n_estimators=p["n_estimators"],
+        learning_rate=p["learning_rate"],
+        num_leaves=p["num_leaves"],
+        max_depth=p["max_depth"],
+        min_child_samples=p["min_child_samples"],
+        reg_lambda=p["reg_lambda"],
+        subsample=p["subsample"],
+        subsample_freq=1 if p["subsample"] < 1 else 0,
+        colsample_bytree=p["colsample_bytree"],
+        class_weight=cw,
+        random_state=seed,
+        n_jobs=1,
+        verbose=-1,
+    )
 
 
-FAMILIES: dict[str, Family] = {f.name: f for f in [
-    Family("logreg", "logistic regression", True, True, _logreg, {"C": 1.0},
-           lambda t: {"C": t.suggest_float("C", 1e-3, 100, log=True)}, shap="linear"),
-    Family("knn", "k-nearest neighbours", True, False, _knn, {"n_neighbors": 25, "weights": "distance"},
-           lambda t: {"n_neighbors": t.suggest_int("n_neighbors", 5, 101, step=2),
-                      "weights": t.suggest_categorical("weights", ["uniform", "distance"])},
-           note="no class weights in KNN", cost=4),
-    Family("svm", "SVM (RBF, Nystroem 100)", True, True, _svm,
-           {"C": 0.1, "gamma": 0.1, "n_components": 100},
-           lambda t: {"C": t.suggest_float("C", 1e-3, 10, log=True),
-                      "gamma": t.suggest_float("gamma", 1e-3, 1, log=True), "n_components": 100},
-           note="RBF kernel approximated by a 100-component Nystroem map, Platt-scaled", cost=8),
-    Family("tree", "decision tree", False, True, _tree, {"max_depth": 6, "min_samples_leaf": 20},
-           lambda t: {"max_depth": t.suggest_int("max_depth", 2, 12),
-                      "min_samples_leaf": t.suggest_int("min_samples_leaf", 1, 100, log=True)},
-           shap="tree"),
-    Family("forest", "random forest", False, True, _forest,
-           {"n_estimators": 100, "min_samples_leaf": 3, "max_features": "sqrt", "max_depth": None},
-           # Bounded so one trial costs a few default fits: wide forests of deep trees cost minutes.
-           lambda t: {"n_estimators": t.suggest_int("n_estimators", 100, 200, step=50),
-                      "min_samples_leaf": t.suggest_int("min_samples_leaf", 1, 30, log=True),
-                      "max_features": t.suggest_float("max_features", 0.2, 0.6),
-                      "max_depth": t.suggest_int("max_depth", 6, 20)},
-           cost=8, shap="tree"),
-    Family("gbm", "gradient boosting (LightGBM)" if LGBMClassifier else "gradient boosting (sklearn)",
-           False, True, _gbm,
-           {"n_estimators": 250, "learning_rate": 0.04, "num_leaves": 15, "max_depth": 4,
-            "min_child_samples": 50, "reg_lambda": 1.0, "subsample": 1.0, "colsample_bytree": 1.0},
-           lambda t: {"n_estimators": t.suggest_int("n_estimators", 100, 600, step=50),
-                      "learning_rate": t.suggest_float("learning_rate", 0.01, 0.15, log=True),
-                      "num_leaves": t.suggest_int("num_leaves", 4, 48, log=True),
-                      "max_depth": t.suggest_int("max_depth", 2, 8),
-                      "min_child_samples": t.suggest_int("min_child_samples", 10, 200, log=True),
-                      "reg_lambda": t.suggest_float("reg_lambda", 1e-3, 30, log=True),
-                      "subsample": t.suggest_float("subsample", 0.5, 1.0),
-                      "colsample_bytree": t.suggest_float("colsample_bytree", 0.4, 1.0)},
-           shap="tree"),
-]}
+FAMILIES: dict[str, Family] = {
+    f.name: f
+    for f in [
+        Family(
+            "logreg",
+            "logistic regression",
+            True,
+            True,
+            _logreg,
+            {"C": 1.0},
+            lambda t: {"C": t.suggest_float("C", 1e-3, 100, log=True)},
+            shap="linear",
+        ),
+        Family(
+            "knn",
+            "k-nearest neighbours",
+            True,
+            False,
+            _knn,
+            {"n_neighbors": 25, "weights": "distance"},
+            lambda t: {
+                "n_neighbors": t.suggest_int("n_neighbors", 5, 101, step=2),
+                "weights": t.suggest_categorical("weights", ["uniform", "distance"]),
+            },
+            note="no class weights in KNN",
+            cost=4,
+        ),
+        Family(
+            "svm",
+            "SVM (RBF, Nystroem 100)",
+            True,
+            True,
+            _svm,
+            {"C": 0.1, "gamma": 0.1, "n_components": 100},
+            lambda t: {
+                "C": t.suggest_float("C", 1e-3, 10, log=True),
+                "gamma": t.suggest_float("gamma", 1e-3, 1, log=True),
+                "n_components": 100,
+            },
+            note="RBF kernel approximated by a 100-component Nystroem map, Platt-scaled",
+            cost=8,
+        ),
+        Family(
+            "tree",
+            "decision tree",
+            False,
+            True,
+            _tree,
+            {"max_depth": 6, "min_samples_leaf": 20},
+            lambda t: {
+                "max_depth": t.suggest_int("max_depth", 2, 12),
+                "min_samples_leaf": t.suggest_int("min_samples_leaf", 1, 100, log=True),
+            },
+            shap="tree",
+        ),
+        Family(
+            "forest",
+            "random forest",
+            False,
+            True,
+            _forest,
+            {"n_estimators": 100, "min_samples_leaf": 3, "max_features": "sqrt", "max_depth": None},
+            # Bounded so one trial costs a few default fits: wide forests of deep trees cost minutes.
+            lambda t: {
+                "n_estimators": t.suggest_int("n_estimators", 100, 200, step=50),
+                "min_samples_leaf": t.suggest_int("min_samples_leaf", 1, 30, log=True),
+                "max_features": t.suggest_float("max_features", 0.2, 0.6),
+                "max_depth": t.suggest_int("max_depth", 6, 20),
+            },
+            cost=8,
+            shap="tree",
+        ),
+        Family(
+            "gbm",
+            "gradient boosting (LightGBM)" if LGBMClassifier else "gradient boosting (sklearn)",
+            False,
+            True,
+            _gbm,
+            {
+                "n_estimators": 250,
+                "learning_rate": 0.04,
+                "num_leaves": 15,
+                "max_depth": 4,
+                "min_child_samples": 50,
+                "reg_lambda": 1.0,
+                "subsample": 1.0,
+                "colsample_bytree": 1.0,
+            },
+            lambda t: {
+                "n_estimators": t.suggest_int("n_estimators", 100, 600, step=50),
+                "learning_rate": t.suggest_float("learning_rate", 0.01, 0.15, log=True),
+                "num_leaves": t.suggest_int("num_leaves", 4, 48, log=True),
+                "max_depth": t.suggest_int("max_depth", 2, 8),
+                "min_child_samples": t.suggest_int("min_child_samples", 10, 200, log=True),
+                "reg_lambda": t.suggest_float("reg_lambda", 1e-3, 30, log=True),
+                "subsample": t.suggest_float("subsample", 0.5, 1.0),
+                "colsample_bytree": t.suggest_float("colsample_bytree", 0.4, 1.0),
+            },
+            shap="tree",
+        ),
+    ]
+}
 
 STRATEGY_LABELS = {
     "none": "none",
@@ -159,32 +252,40 @@ def make_sampler(strategy: str, schema: Schema, seed: int):
     raise ValueError(f"unknown imbalance strategy {strategy!r}; choose from {config.STRATEGIES}")
 
 
-def build_pipeline(schema: Schema, family: str, strategy: str, params: Params | None = None,
-                   seed: int = config.SEED) -> Pipeline:
+def build_pipeline(
+    schema: Schema, family: str, strategy: str, params: Params | None = None, seed: int = config.SEED
+) -> Pipeline:
     """features -> numeric prep -> sampler -> encoding -> model, all refitted on every training fold."""
     fam = FAMILIES[family]
     if not supports(family, strategy):
         raise ValueError(f"{fam.label} does not support {STRATEGY_LABELS[strategy]}")
     p = {**fam.defaults, **(params or {})}
     cw = "balanced" if strategy == "class_weight" else None
-    return Pipeline([
-        ("features", EngagementFeatures()),
-        ("prepare", prepare_step(fam.scale)),
-        ("sampler", make_sampler(strategy, schema, seed)),
-        ("encode", encode_step()),
-        ("model", fam.make(p, seed, cw)),
-    ])
+    return Pipeline(
+        [
+            ("features", EngagementFeatures()),
+            ("prepare", prepare_step(fam.scale)),
+            ("sampler", make_sampler(strategy, schema, seed)),
+            ("encode", encode_step()),
+            ("model", fam.make(p, seed, cw)),
+        ]
+    )
 
 
 def build_reference(seed: int = config.SEED) -> Pipeline:
     """The course's recipe: outliers dropped from training rows only, one column dropped,
     ordinal country, a random forest, threshold 0.5."""
-    return Pipeline([
-        ("drop_outliers", FunctionSampler(func=drop_reference_outliers, validate=False)),
-        ("drop_columns", FunctionTransformer(drop_columns, kw_args={"columns": config.REFERENCE_DROPPED})),
-        ("encode", ordinal_step()),
-        ("model", RandomForestClassifier(n_estimators=100, random_state=seed, n_jobs=1)),
-    ])
+    return Pipeline(
+        [
+            ("drop_outliers", FunctionSampler(func=drop_reference_outliers, validate=False)),
+            (
+                "drop_columns",
+                FunctionTransformer(drop_columns, kw_args={"columns": config.REFERENCE_DROPPED}),
+            ),
+            ("encode", ordinal_step()),
+            ("model", RandomForestClassifier(n_estimators=100, random_state=seed, n_jobs=1)),
+        ]
+    )
 
 
 def calibrated(pipeline: Pipeline, seed: int = config.SEED) -> CalibratedClassifierCV:
@@ -192,8 +293,9 @@ def calibrated(pipeline: Pipeline, seed: int = config.SEED) -> CalibratedClassif
 
     ensemble=False: one model refitted on all rows, the calibrator fitted on its cross-validated
     scores, so scoring costs one model, not five."""
-    return CalibratedClassifierCV(pipeline, method="sigmoid", ensemble=False,
-                                  cv=StratifiedKFold(5, shuffle=True, random_state=seed))
+    return CalibratedClassifierCV(
+        pipeline, method="sigmoid", ensemble=False, cv=StratifiedKFold(5, shuffle=True, random_state=seed)
+    )
 
 
 def inner_pipeline(estimator):

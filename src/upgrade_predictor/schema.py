@@ -1,4 +1,5 @@
 """The input contract a model was trained on, and row-level checks of new data against it."""
+
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
@@ -10,6 +11,7 @@ import pandas as pd
 from .errors import InputError
 
 Kind = Literal["numeric", "categorical"]
+MISSING_CATEGORY = "(missing)"  # the level a missing categorical cell becomes
 
 
 @dataclass
@@ -52,7 +54,7 @@ class Schema:
                 return c
         raise KeyError(name)
 
-    def without(self, names: list[str]) -> "Schema":
+    def without(self, names: list[str]) -> Schema:
         keep = [c for c in self.columns if c.name not in set(names)]
         return Schema(keep, self.target, self.positive_label, self.negative_label, self.id_column)
 
@@ -60,24 +62,33 @@ class Schema:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict) -> "Schema":
+    def from_dict(cls, d: dict) -> Schema:
         cols = [Column(**c) for c in d["columns"]]
         return cls(cols, d["target"], d["positive_label"], d["negative_label"], d.get("id_column"))
 
     @classmethod
-    def infer(cls, X: pd.DataFrame, kinds: dict[str, Kind], target: str, positive: str,
-              negative: str, id_column: str | None) -> "Schema":
+    def infer(
+        cls,
+        X: pd.DataFrame,
+        kinds: dict[str, Kind],
+        target: str,
+        positive: str,
+        negative: str,
+        id_column: str | None,
+    ) -> Schema:
         cols = []
         for name in X.columns:
             s = X[name]
             if kinds[name] == "numeric":
                 v = pd.to_numeric(s, errors="coerce")
-                cols.append(Column(name, "numeric", bool(v.isna().any()),
-                                   _finite(v.min()), _finite(v.max())))
+                cols.append(Column(name, "numeric", bool(v.isna().any()), _finite(v.min()), _finite(v.max())))
             else:
                 counts = s.dropna().astype(str).value_counts()
-                cols.append(Column(name, "categorical", bool(s.isna().any()),
-                                   categories=[str(k) for k in counts.index]))
+                cols.append(
+                    Column(
+                        name, "categorical", bool(s.isna().any()), categories=[str(k) for k in counts.index]
+                    )
+                )
         return cls(cols, target, positive, negative, id_column)
 
     # Row-level validation, shared by batch scoring, the service and drift checks.
@@ -97,8 +108,6 @@ class Schema:
         infinities and negative values in never-negative columns are not. Missing cells of a
         categorical column that had them in training become the training's missing level.
         """
-        from .data import MISSING_CATEGORY  # data imports this module
-
         self.check_columns(df)
         n = len(df)
         # Vectorised: one integer code per row (0 = valid), texts looked up once at the end.

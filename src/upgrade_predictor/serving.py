@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from .errors import InputError
 from .schema import Schema
-from .scoring import Scored, Scorer
+from .scoring.scorer import Scored, Scorer, format_reason
 
 MAX_BODY_BYTES = 2 * 1024 * 1024
 MAX_USERS = 10_000
@@ -29,18 +29,28 @@ def user_model(schema: Schema) -> type[BaseModel]:
             kw: dict[str, Any] = {"allow_inf_nan": False, "strict": True}  # no "12" or true
             if col.nonnegative:
                 kw["ge"] = 0
-            desc = f"number (training range {col.minimum:g}..{col.maximum:g})" if (
-                col.minimum is not None and col.maximum is not None) else "number"
+            desc = (
+                f"number (training range {col.minimum:g}..{col.maximum:g})"
+                if (col.minimum is not None and col.maximum is not None)
+                else "number"
+            )
             typ = Optional[float] if col.nullable else float
             fields[col.name] = (typ, Field(None if col.nullable else ..., description=desc, **kw))
         else:
             shown = ", ".join(col.categories[:8])
             desc = f"code ({len(col.categories)} known, e.g. {shown}); unseen codes are scored as rare ones"
             typ = Optional[str] if col.nullable else str
-            fields[col.name] = (typ, Field(None if col.nullable else ..., description=desc, strict=True,
-                                           min_length=0 if col.nullable else 1))
+            fields[col.name] = (
+                typ,
+                Field(
+                    None if col.nullable else ...,
+                    description=desc,
+                    strict=True,
+                    min_length=0 if col.nullable else 1,
+                ),
+            )
     if schema.id_column and schema.id_column not in fields:
-        fields[schema.id_column] = (Optional[Union[str, int]], Field(None, description="carried through"))
+        fields[schema.id_column] = (Optional[str | int], Field(None, description="carried through"))
     return create_model("User", __config__=ConfigDict(extra="ignore", strict=False), **fields)
 
 
@@ -48,9 +58,9 @@ class Prediction(BaseModel):
     probability: float
     decision: int
     threshold: float
-    id: Optional[Union[str, int]] = None
-    reasons: Optional[list[str]] = None
-    warnings: Optional[list[str]] = None
+    id: str | int | None = None
+    reasons: list[str] | None = None
+    warnings: list[str] | None = None
 
 
 class Predictions(BaseModel):
@@ -84,8 +94,9 @@ class BodyLimit:
             return await self.app(scope, receive, send)
         headers = dict(scope.get("headers") or [])
         length = headers.get(b"content-length")
-        too_big = _error(413, f"request body over {self.limit:,} bytes; send at most {MAX_USERS:,} users "
-                              "per request")
+        too_big = _error(
+            413, f"request body over {self.limit:,} bytes; send at most {MAX_USERS:,} users per request"
+        )
         if length is not None:
             try:
                 if int(length) > self.limit:
@@ -179,9 +190,14 @@ class MicroBatcher:
             end = start + len(recs)
             first = int(valid_pos[start - 1]) if start else 0
             last = int(valid_pos[end - 1])
-            out.append(Scored(scored.valid[start:end], scored.reasons.iloc[start:end].reset_index(drop=True),
-                              scored.probability[first:last],
-                              scored.reasons_top[first:last] if scored.reasons_top is not None else None))
+            out.append(
+                Scored(
+                    scored.valid[start:end],
+                    scored.reasons.iloc[start:end].reset_index(drop=True),
+                    scored.probability[first:last],
+                    scored.reasons_top[first:last] if scored.reasons_top is not None else None,
+                )
+            )
             start = end
         return out
 
@@ -193,9 +209,12 @@ def create_app(scorer: Scorer, max_body_bytes: int = MAX_BODY_BYTES) -> FastAPI:
     known = {c.name: set(c.categories) for c in schema.columns if c.kind == "categorical"}
     id_col = schema.id_column
     batcher = MicroBatcher(scorer)
-    app = FastAPI(title="upgrade-predictor", version=str(meta.get("versions", {}).get("upgrade-predictor", "")),
-                  description="Scores free users' chance to upgrade with one trained model bundle.\n\n"
-                              + (scorer.bundle.card or ""))
+    app = FastAPI(
+        title="upgrade-predictor",
+        version=str(meta.get("versions", {}).get("upgrade-predictor", "")),
+        description="Scores free users' chance to upgrade with one trained model bundle.\n\n"
+        + (scorer.bundle.card or ""),
+    )
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError):
@@ -222,19 +241,30 @@ def create_app(scorer: Scorer, max_body_bytes: int = MAX_BODY_BYTES) -> FastAPI:
 
     @app.get("/health")
     def health() -> dict:
-        return {"status": "ok", "model": meta.get("key") or meta.get("label"),
-                "pipeline_sha256": meta.get("pipeline_sha256")}
+        return {
+            "status": "ok",
+            "model": meta.get("key") or meta.get("label"),
+            "pipeline_sha256": meta.get("pipeline_sha256"),
+        }
 
     @app.get("/model")
     def model_info() -> dict:
         shown = {k: v for k, v in meta.items() if k != "reference_profile"}
         return {"metadata": shown, "card": scorer.bundle.card}
 
-    @app.post("/predict", response_model=Union[Prediction, Predictions], response_model_exclude_none=True,
-              responses={413: {"description": "body too large"},
-                         422: {"description": "invalid user(s): the message names the field"}})
-    async def predict(body: Union[User, list[User]],  # type: ignore[valid-type]
-                      explain: bool = Query(False, description="add the top three signed reasons")):
+    @app.post(
+        "/predict",
+        response_model=Union[Prediction, Predictions],
+        response_model_exclude_none=True,
+        responses={
+            413: {"description": "body too large"},
+            422: {"description": "invalid user(s): the message names the field"},
+        },
+    )
+    async def predict(
+        body: User | list[User],  # type: ignore[valid-type]
+        explain: bool = Query(False, description="add the top three signed reasons"),
+    ):
         single = not isinstance(body, list)
         users = [body] if single else body
         if not users:
@@ -247,8 +277,13 @@ def create_app(scorer: Scorer, max_body_bytes: int = MAX_BODY_BYTES) -> FastAPI:
             return _error(422, str(e))
         if not scored.valid.all():
             bad = np.flatnonzero(~scored.valid)
-            details = [{"field": (f"[{i}]." if not single else "") + scored.reasons.iloc[i].split(" ")[0],
-                        "message": scored.reasons.iloc[i]} for i in bad[:50]]
+            details = [
+                {
+                    "field": (f"[{i}]." if not single else "") + scored.reasons.iloc[i].split(" ")[0],
+                    "message": scored.reasons.iloc[i],
+                }
+                for i in bad[:50]
+            ]
             return _error(422, f"{details[0]['field']}: {details[0]['message']}", details)
         out = []
         th = scorer.threshold
@@ -256,13 +291,14 @@ def create_app(scorer: Scorer, max_body_bytes: int = MAX_BODY_BYTES) -> FastAPI:
             item: dict[str, Any] = {"probability": float(p), "decision": int(p >= th), "threshold": th}
             if id_col:
                 item["id"] = getattr(users[i], id_col, None)
-            warn = [f"{c} {getattr(users[i], c)!r} was not seen in training; scored as a rare code"
-                    for c, cats in known.items() if getattr(users[i], c) not in cats
-                    and getattr(users[i], c) is not None]
+            warn = [
+                f"{c} {getattr(users[i], c)!r} was not seen in training; scored as a rare code"
+                for c, cats in known.items()
+                if getattr(users[i], c) not in cats and getattr(users[i], c) is not None
+            ]
             if warn:
                 item["warnings"] = warn
             if scored.reasons_top is not None:
-                from .scoring import format_reason
                 item["reasons"] = [format_reason(n, v) for n, v in scored.reasons_top[i]]
             out.append(item)
         # Returned as a ready response: the items are built above, re-validating them costs time.
@@ -294,8 +330,14 @@ def app_from_env() -> FastAPI:
     return app
 
 
-def serve(scorer: Scorer, host: str = "127.0.0.1", port: int = 8000, max_body_bytes: int = MAX_BODY_BYTES,
-          workers: int = 1, model_path: str | None = None) -> None:
+def serve(
+    scorer: Scorer,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    max_body_bytes: int = MAX_BODY_BYTES,
+    workers: int = 1,
+    model_path: str | None = None,
+) -> None:
     """Run the service; with workers > 1, each worker process loads the bundle at model_path."""
     import os
 
@@ -304,8 +346,15 @@ def serve(scorer: Scorer, host: str = "127.0.0.1", port: int = 8000, max_body_by
     if workers > 1 and model_path:
         os.environ[MODEL_ENV] = str(model_path)
         os.environ[LIMIT_ENV] = str(max_body_bytes)
-        uvicorn.run("upgrade_predictor.serving:app_from_env", factory=True, workers=workers, host=host,
-                    port=port, log_level="warning", access_log=False)
+        uvicorn.run(
+            "upgrade_predictor.serving:app_from_env",
+            factory=True,
+            workers=workers,
+            host=host,
+            port=port,
+            log_level="warning",
+            access_log=False,
+        )
         return
     app = create_app(scorer, max_body_bytes)
     _freeze_heap()

@@ -1,8 +1,7 @@
-"""Load a table, find its target and feature types, and refuse input that cannot be trained on."""
+"""A training table: find its target and feature types, and refuse input that cannot be trained on."""
+
 from __future__ import annotations
 
-import csv
-import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -11,9 +10,9 @@ import pandas as pd
 
 from . import config
 from .errors import InputError
-from .schema import Kind, Schema
+from .schema import MISSING_CATEGORY, Kind, Schema
+from .sources.tables import file_fingerprint, read_table
 
-MISSING_CATEGORY = "(missing)"
 POSITIVE_WORDS = {"1", "1.0", "yes", "y", "true", "t", "positive", "pos", "purchased", "upgraded"}
 NEGATIVE_WORDS = {"0", "0.0", "no", "n", "false", "f", "negative", "neg"}
 
@@ -32,60 +31,6 @@ class Dataset:
         return len(self.y)
 
 
-def file_fingerprint(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
-def is_parquet(path: Path) -> bool:
-    if path.suffix.lower() in {".parquet", ".pq"}:
-        return True
-    with open(path, "rb") as f:
-        return f.read(4) == b"PAR1"
-
-
-def sniff_delimiter(path: Path) -> str:
-    with open(path, newline="", encoding="utf-8", errors="replace") as f:
-        head = f.read(64 * 1024)
-    try:
-        return csv.Sniffer().sniff(head, delimiters=",;\t|").delimiter
-    except csv.Error:
-        return ","
-
-
-def check_file(path: str | Path) -> Path:
-    """The path of a readable, non-empty data file, or an InputError saying what is wrong."""
-    path = Path(path)
-    if not path.exists():
-        raise InputError(f"{path}: no such file")
-    if path.is_dir():
-        raise InputError(f"{path}: is a folder, not a data file")
-    if path.stat().st_size == 0:
-        raise InputError(f"{path}: the file is empty")
-    return path
-
-
-def read_table(path: str | Path) -> pd.DataFrame:
-    """Read CSV (delimiter sniffed) or Parquet, keeping codes such as "NA" as values."""
-    path = check_file(path)
-    try:
-        if is_parquet(path):
-            df = pd.read_parquet(path)
-        else:
-            df = pd.read_csv(path, sep=sniff_delimiter(path), keep_default_na=False,
-                             na_values=config.NA_VALUES, skipinitialspace=True)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, OSError,
-            ValueError) as e:
-        raise InputError(f"{path}: cannot be read as CSV or Parquet ({str(e).splitlines()[0]})")
-    if df.shape[1] == 0 or len(df) == 0:
-        raise InputError(f"{path}: the file has no data rows")
-    df.columns = [str(c).strip() for c in df.columns]
-    return df
-
-
 def parse_target(s: pd.Series, positive: str | None = None) -> tuple[np.ndarray, str, str]:
     """Map a two-valued label column to 0/1 and say which value is the positive class."""
     name = s.name
@@ -96,14 +41,18 @@ def parse_target(s: pd.Series, positive: str | None = None) -> tuple[np.ndarray,
     text = s.astype(str).str.strip()
     values = sorted(text.unique().tolist())
     if len(values) < 2:
-        raise InputError(f"target column '{name}' has a single class ({values[0]!r}); "
-                         "a model needs examples of both outcomes")
+        raise InputError(
+            f"target column '{name}' has a single class ({values[0]!r}); "
+            "a model needs examples of both outcomes"
+        )
     if len(values) > 2:
         shown = ", ".join(repr(v) for v in values[:6])
         raise InputError(f"target column '{name}' is not binary: {len(values)} distinct values ({shown}...)")
     if positive is not None:
         if positive not in values:
-            raise InputError(f"--positive {positive!r} is not a value of '{name}' ({values[0]!r}, {values[1]!r})")
+            raise InputError(
+                f"--positive {positive!r} is not a value of '{name}' ({values[0]!r}, {values[1]!r})"
+            )
         pos = positive
     else:
         lower = {v.lower(): v for v in values}
@@ -114,8 +63,10 @@ def parse_target(s: pd.Series, positive: str | None = None) -> tuple[np.ndarray,
         elif len(neg_hits) == 1:
             pos = next(v for v in values if v != neg_hits[0])
         else:
-            raise InputError(f"cannot tell which value of '{name}' is the positive class "
-                             f"({values[0]!r} or {values[1]!r}); pass --positive VALUE")
+            raise InputError(
+                f"cannot tell which value of '{name}' is the positive class "
+                f"({values[0]!r} or {values[1]!r}); pass --positive VALUE"
+            )
     neg = next(v for v in values if v != pos)
     return (text == pos).to_numpy(dtype=np.int8), pos, neg
 
@@ -155,25 +106,37 @@ def coerce(df: pd.DataFrame, kinds: dict[str, Kind]) -> pd.DataFrame:
             v = pd.to_numeric(s, errors="coerce")
             bad = v.isna() & s.notna()
             if bad.any():
-                raise InputError(f"column '{name}' must be numeric; row(s) {_rows(bad)} hold "
-                                 f"{s[bad].iloc[0]!r}")
+                raise InputError(
+                    f"column '{name}' must be numeric; row(s) {_rows(bad)} hold {s[bad].iloc[0]!r}"
+                )
             out[name] = v.astype("float64")
         else:
             out[name] = s.astype(object).where(s.notna(), MISSING_CATEGORY).astype(str)
     return pd.DataFrame(out, index=df.index)
 
 
-def load_dataset(path: str | Path | None = None, target: str = config.TARGET, id_column: str | None = None,
-                 numeric: list[str] = (), categorical: list[str] = (), exclude: list[str] = (),
-                 positive: str | None = None) -> Dataset:
+def load_dataset(
+    path: str | Path | None = None,
+    target: str = config.TARGET,
+    id_column: str | None = None,
+    numeric: list[str] = (),
+    categorical: list[str] = (),
+    exclude: list[str] = (),
+    positive: str | None = None,
+) -> Dataset:
     """Read and validate a training table; every problem is an InputError naming the column."""
     path = Path(path) if path is not None else config.default_data_path()
     df = read_table(path)
     if target not in df.columns:
-        raise InputError(f"target column '{target}' not found; columns are: {', '.join(df.columns)}. "
-                         "Pass --target NAME")
-    for flag, names in (("--id", [id_column] if id_column else []), ("--numeric", numeric),
-                        ("--categorical", categorical), ("--exclude", exclude)):
+        raise InputError(
+            f"target column '{target}' not found; columns are: {', '.join(df.columns)}. Pass --target NAME"
+        )
+    for flag, names in (
+        ("--id", [id_column] if id_column else []),
+        ("--numeric", numeric),
+        ("--categorical", categorical),
+        ("--exclude", exclude),
+    ):
         unknown = [n for n in names if n not in df.columns]
         if unknown:
             raise InputError(f"{flag}: column(s) {', '.join(unknown)} not in the file")
@@ -184,8 +147,10 @@ def load_dataset(path: str | Path | None = None, target: str = config.TARGET, id
     useless = [c for c in features.columns if features[c].nunique(dropna=True) <= 1]
     features = features.drop(columns=useless)
     if features.shape[1] == 0:
-        raise InputError(f"no usable feature column: besides '{target}' every column is constant, "
-                         "empty, excluded or the id")
+        raise InputError(
+            f"no usable feature column: besides '{target}' every column is constant, "
+            "empty, excluded or the id"
+        )
     kinds = infer_kinds(features, numeric, categorical)
     X = coerce(features, kinds)
     schema = Schema.infer(features, kinds, target, pos, neg, id_column)

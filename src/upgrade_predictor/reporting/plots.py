@@ -1,12 +1,10 @@
-"""The HTML report: one self-contained file (plots embedded, no network) built from a saved run folder."""
+"""The report's plots, each returned as a data URI so the HTML file needs nothing else."""
+
 from __future__ import annotations
 
 import base64
 import io
-import time
 import warnings
-from datetime import datetime
-from pathlib import Path
 
 import matplotlib
 
@@ -14,24 +12,28 @@ matplotlib.use("Agg")  # no display; must precede pyplot
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
-from jinja2 import Environment, PackageLoader, select_autoescape  # noqa: E402
-from rich.console import Console  # noqa: E402
 
-from . import __version__, insights  # noqa: E402
-from .files import write_text_atomic  # noqa: E402
-from .insights import interval, money, num, pct, signed  # noqa: E402
-
-REPORT_FILE = "report.html"
 POS, NEG, GREY = "#d95f02", "#1b9e77", "#7f7f7f"
-plt.rcParams.update({"figure.dpi": 100, "savefig.bbox": "tight", "font.size": 9, "axes.titlesize": 10,
-                     "axes.spines.top": False, "axes.spines.right": False, "svg.fonttype": "none",
-                     "svg.hashsalt": "upgrade-predictor"})  # fixed ids: the same run gives the same file
+plt.rcParams.update(
+    {
+        "figure.dpi": 100,
+        "savefig.bbox": "tight",
+        "font.size": 9,
+        "axes.titlesize": 10,
+        "axes.spines.top": False,
+        "axes.spines.right": False,
+        "svg.fonttype": "none",
+        "svg.hashsalt": "upgrade-predictor",
+    }
+)  # fixed ids: the same run gives the same file
 
 
 def embed(fig, fmt: str = "svg") -> str:
     """A figure as a data URI: SVG for line and bar charts, PNG for dense scatter plots."""
     buf = io.BytesIO()
-    fig.savefig(buf, format=fmt, dpi=110 if fmt == "png" else None, metadata={"Date": None} if fmt == "svg" else None)
+    fig.savefig(
+        buf, format=fmt, dpi=110 if fmt == "png" else None, metadata={"Date": None} if fmt == "svg" else None
+    )
     plt.close(fig)
     mime = "image/svg+xml" if fmt == "svg" else "image/png"
     return f"data:{mime};base64,{base64.b64encode(buf.getvalue()).decode()}"
@@ -40,10 +42,15 @@ def embed(fig, fmt: str = "svg") -> str:
 def _heavy(values: np.ndarray) -> bool:
     v = values[np.isfinite(values)]
     p99 = np.quantile(v, 0.99) if len(v) else 0
-    return v.min() >= 0 and v.max() > 10 * max(p99, 1e-9) or (v.min() >= 0 and v.max() > 50 * max(np.median(v), 1))
+    return (
+        v.min() >= 0
+        and v.max() > 10 * max(p99, 1e-9)
+        or (v.min() >= 0 and v.max() > 50 * max(np.median(v), 1))
+    )
 
 
 # ------------------------------------------------------------------ plots
+
 
 def plot_distributions(X: pd.DataFrame, y: np.ndarray, columns: list[str]) -> str:
     n = len(columns)
@@ -83,8 +90,15 @@ def plot_corr(corr: pd.DataFrame) -> str:
     for i in range(len(corr)):
         for j in range(len(corr)):
             r = corr.iat[i, j]
-            ax.text(j, i, f"{r:.2f}", ha="center", va="center", fontsize=9,
-                    color="white" if abs(r) > 0.6 else "black")
+            ax.text(
+                j,
+                i,
+                f"{r:.2f}",
+                ha="center",
+                va="center",
+                fontsize=9,
+                color="white" if abs(r) > 0.6 else "black",
+            )
     fig.colorbar(im, ax=ax, shrink=0.8, label="Spearman correlation")
     return embed(fig)
 
@@ -108,7 +122,9 @@ def plot_roc_pr(curves: dict, base_rate: float) -> tuple[str, str]:
                 ax.plot(x, yv, label=f"{key} (CV AP {c['pr_auc']:.3f})", **style)
         if kind == "roc":
             ax.plot([0, 1], [0, 1], color=GREY, lw=0.8, ls=":")
-            ax.set(xlabel="false positive rate", ylabel="true positive rate (recall)", title="ROC, out-of-fold")
+            ax.set(
+                xlabel="false positive rate", ylabel="true positive rate (recall)", title="ROC, out-of-fold"
+            )
         else:
             ax.axhline(base_rate, color=GREY, lw=0.8, ls=":", label=f"no skill ({base_rate:.3f})")
             ax.set(xlabel="recall", ylabel="precision", title="Precision-recall, out-of-fold", ylim=(0, 1.02))
@@ -131,9 +147,14 @@ def plot_leaderboard(board: pd.DataFrame, objective: str) -> str:
 def plot_calibration(cal: dict, brier: float) -> str:
     fig, ax = plt.subplots(figsize=(4.2, 4))
     ax.plot([0, 1], [0, 1], color=GREY, ls=":", lw=0.8, label="perfect calibration")
-    ax.plot(cal["predicted"], cal["observed"], marker="o", color=POS, label=f"chosen model (Brier {brier:.4f})")
-    ax.set(xlabel="mean predicted probability (test, 10 equal-size bins)", ylabel="observed upgrade rate",
-           title="Reliability on the test set")
+    ax.plot(
+        cal["predicted"], cal["observed"], marker="o", color=POS, label=f"chosen model (Brier {brier:.4f})"
+    )
+    ax.set(
+        xlabel="mean predicted probability (test, 10 equal-size bins)",
+        ylabel="observed upgrade rate",
+        title="Reliability on the test set",
+    )
     ax.legend(frameon=False, fontsize=7)
     return embed(fig)
 
@@ -153,12 +174,22 @@ def plot_shap(shap_out: dict) -> str:
 
     Xs = shap_out["X"]
     # Colour by feature value; a category column has no order, so it is drawn grey (NaN).
-    feats = np.column_stack([Xs[c].to_numpy(dtype=float) if Xs[c].dtype.kind in "fiu" else
-                             np.full(len(Xs), np.nan) for c in shap_out["columns"]])
+    feats = np.column_stack(
+        [
+            Xs[c].to_numpy(dtype=float) if Xs[c].dtype.kind in "fiu" else np.full(len(Xs), np.nan)
+            for c in shap_out["columns"]
+        ]
+    )
     with warnings.catch_warnings():  # the all-NaN (category) colour column makes shap warn; grey is intended
         warnings.simplefilter("ignore", RuntimeWarning)
-        shap.summary_plot(shap_out["values"], feats, feature_names=shap_out["columns"], show=False,
-                          plot_size=(7, 3.6), color_bar_label="feature value (grey: category)")
+        shap.summary_plot(
+            shap_out["values"],
+            feats,
+            feature_names=shap_out["columns"],
+            show=False,
+            plot_size=(7, 3.6),
+            color_bar_label="feature value (grey: category)",
+        )
     fig = plt.gcf()
     fig.axes[0].set_xlabel(f"SHAP value ({shap_out['units']}), per original column")
     return embed(fig, "png")
@@ -170,8 +201,16 @@ def plot_odds(tables: dict[str, pd.DataFrame]) -> str:
     fig, ax = plt.subplots(figsize=(7, 0.45 * len(names) + 1))
     for i, (label, t) in enumerate(tables.items()):
         pos = np.array([names.index(n) for n in t["name"]]) + (i - (len(tables) - 1) / 2) * 0.25
-        ax.errorbar(t["odds_ratio"], pos, xerr=[t["odds_ratio"] - t["low"], t["high"] - t["odds_ratio"]],
-                    fmt="o", ms=4, capsize=2, label=label, color=[POS, NEG][i % 2])
+        ax.errorbar(
+            t["odds_ratio"],
+            pos,
+            xerr=[t["odds_ratio"] - t["low"], t["high"] - t["odds_ratio"]],
+            fmt="o",
+            ms=4,
+            capsize=2,
+            label=label,
+            color=[POS, NEG][i % 2],
+        )
     ax.axvline(1, color=GREY, lw=0.8, ls=":")
     ax.set_xscale("log")
     ax.set_yticks(range(len(names)), names)
@@ -192,8 +231,15 @@ def plot_pdp(pdp: list[dict]) -> str:
 def plot_segments(seg: dict) -> str:
     t = seg["table"].iloc[::-1]
     fig, ax = plt.subplots(figsize=(7, 0.3 * len(t) + 1))
-    ax.errorbar(t["rate"], range(len(t)), xerr=[t["rate"] - t["low"], t["high"] - t["rate"]], fmt="o",
-                color=POS, ecolor=GREY, capsize=2)
+    ax.errorbar(
+        t["rate"],
+        range(len(t)),
+        xerr=[t["rate"] - t["low"], t["high"] - t["rate"]],
+        fmt="o",
+        color=POS,
+        ecolor=GREY,
+        capsize=2,
+    )
     ax.axvline(seg["overall"], color="black", lw=0.8, ls=":", label=f"overall {seg['overall']:.1%}")
     ax.set_yticks(range(len(t)), [f"{s} (n={n:,})" for s, n in zip(t["segment"], t["rows"])])
     ax.xaxis.set_major_formatter(matplotlib.ticker.PercentFormatter(1.0))
@@ -209,8 +255,13 @@ def plot_gains(tgt: dict) -> tuple[str, str]:
         for i, (label, g) in enumerate(tgt["gains"].items()):
             if kind == "lift":  # the first few users make the lift swing wildly
                 g = g[g["share_targeted"] >= 0.01]
-            ax.plot(g["share_targeted"], g[kind], label=label, color=[POS, GREY, "black"][i % 3],
-                    ls=["-", "--", ":"][i % 3])
+            ax.plot(
+                g["share_targeted"],
+                g[kind],
+                label=label,
+                color=[POS, GREY, "black"][i % 3],
+                ls=["-", "--", ":"][i % 3],
+            )
         if kind == "gain":
             ax.plot([0, 1], [0, 1], color=GREY, lw=0.8, ls=":", label="random")
             ax.set(ylabel="share of upgraders reached", title="Cumulative gains (test)")
@@ -229,68 +280,26 @@ def plot_profit(tgt: dict) -> str:
     x, yv = _thin(c["share_offered"].to_numpy(), c["profit"].to_numpy(), 400)
     ax.plot(x, yv, color=POS)
     for _, r in tgt["policies"].iterrows():
-        ax.errorbar(r["share_offered"], r["profit"], yerr=[[r["profit"] - r["profit_low"]],
-                                                           [r["profit_high"] - r["profit"]]],
-                    fmt="o", color="black", capsize=3)
-        ax.annotate(r["policy"], (r["share_offered"], r["profit"]), textcoords="offset points", xytext=(4, 6),
-                    fontsize=7)
+        ax.errorbar(
+            r["share_offered"],
+            r["profit"],
+            yerr=[[r["profit"] - r["profit_low"]], [r["profit_high"] - r["profit"]]],
+            fmt="o",
+            color="black",
+            capsize=3,
+        )
+        ax.annotate(
+            r["policy"],
+            (r["share_offered"], r["profit"]),
+            textcoords="offset points",
+            xytext=(4, 6),
+            fontsize=7,
+        )
     ax.axhline(0, color=GREY, lw=0.8)
-    ax.set(xlabel="share of test users offered, best scores first",
-           ylabel=f"profit on {tgt['n_test']:,} test users",
-           title=f"Profit: upgrade value {tgt['upgrade_value']:g}, offer cost {tgt['offer_cost']:g} "
-                 "(policies: cut-offs from out-of-fold scores, bootstrap 95%)")
+    ax.set(
+        xlabel="share of test users offered, best scores first",
+        ylabel=f"profit on {tgt['n_test']:,} test users",
+        title=f"Profit: upgrade value {tgt['upgrade_value']:g}, offer cost {tgt['offer_cost']:g} "
+        "(policies: cut-offs from out-of-fold scores, bootstrap 95%)",
+    )
     return embed(fig)
-
-
-# ------------------------------------------------------------------ assembling
-
-def render(run: insights.Run, ins: dict, name: str | None = None) -> str:
-    env = Environment(loader=PackageLoader("upgrade_predictor", "templates"),
-                      autoescape=select_autoescape(["html", "j2"]), trim_blocks=True, lstrip_blocks=True)
-    env.filters.update(pct=pct, num=num, money=money, signed=signed, interval=interval)
-    env.globals.update(pct=pct, num=num, money=money, interval=interval, signed=signed)
-    d, cmp_, drv, seg, tgt = ins["data"], ins["comparison"], ins["drivers"], ins["segments"], ins["targeting"]
-    X, y = run.dataset.X, run.dataset.y
-    figs = {"dist": plot_distributions(X, y, d["numeric"]) if d["numeric"] else None,
-            "corr": plot_corr(d["corr"]) if len(d["corr"]) else None,
-            "leaderboard": plot_leaderboard(cmp_["board"], cmp_["objective"] if f"{cmp_['objective']}_mean"
-                                            in cmp_["board"] else "pr_auc"),
-            "calibration": plot_calibration(ins["chosen"]["calibration"], ins["chosen"]["brier"]),
-            "shap": plot_shap(drv["shap"]),
-            "pdp": plot_pdp(drv["pdp"]) if drv["pdp"] else None,
-            "segments": plot_segments(seg) if seg else None,
-            "profit": plot_profit(tgt)}
-    figs["roc"], figs["pr"] = plot_roc_pr(cmp_["curves"], cmp_["base_rate"])
-    imp = {"chosen model": drv["permutation"]}
-    if "permutation_no_leak" in drv:
-        imp["without " + ", ".join(run.leaky)] = drv["permutation_no_leak"]
-    figs["importance"] = plot_importance(imp)
-    odds = {"all numeric columns": drv["logit"]["table"]}
-    if "logit_no_leak" in drv:
-        odds["without " + ", ".join(run.leaky)] = drv["logit_no_leak"]["table"]
-    figs["odds"] = plot_odds(odds) if any(len(t) for t in odds.values()) else None
-    figs["gains"], figs["lift"] = plot_gains(tgt)
-    return env.get_template("report.html.j2").render(
-        run=run, info=run.info, m=run.metrics, ins=ins, figs=figs, version=__version__,
-        generated=datetime.now().isoformat(timespec="seconds"), leaky=run.leaky,
-        run_name=name or run.dir.name, timings=run.timings)
-
-
-def build_report(run_dir: Path, console: Console | None = None, name: str | None = None) -> Path:
-    """Compute the insights of a saved run and write run_dir/report.html atomically.
-
-    `name` is the run's published name when the folder is still a temp folder about to be renamed."""
-    console = console or Console(stderr=True)
-    started = time.perf_counter()
-    run_dir = Path(run_dir)
-    with console.status("building the report: drivers, segments, targeting"):
-        run = insights.load_run(run_dir)
-        ins = insights.build_insights(run)
-        t0 = time.perf_counter()
-        html = render(run, ins, name)
-        run.timings["render"] = time.perf_counter() - t0
-    out = run_dir / REPORT_FILE
-    write_text_atomic(out, html)
-    shown = run_dir.parent / name / REPORT_FILE if name else out  # where it will be once published
-    console.print(f"report: {shown} ({len(html) / 1e6:.1f} MB, {time.perf_counter() - started:.1f}s)")
-    return out

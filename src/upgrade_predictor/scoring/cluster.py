@@ -1,87 +1,34 @@
-"""Running on a Dask cluster. Dask is imported only here, and only when a command is given --dask."""
+"""Scoring a partitioned data set on a Dask cluster. Dask is imported only here and in parallel.py."""
+
 from __future__ import annotations
 
 import contextlib
-import glob
 import hashlib
 import logging
-import os
 import shutil
 import socket
 import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator
 
 import numpy as np
+import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from . import config
-from .errors import InputError
-from .files import write_atomic, write_json_atomic
-from .scoring import BatchResult
+from .. import config
+from ..errors import InputError
+from ..files import publish_folder, temp_folder, write_atomic, write_json_atomic
+from ..parallel import connect
+from ..sources.tables import batch_to_frame, columns_of, input_files, require_columns, sniff_delimiter
+from .batch import BatchResult, reject_table
+from .scorer import Scorer, rank_order, selected_count
 
-
-@contextlib.contextmanager
-def connect(address: str | None) -> Iterator[object | None]:
-    """Yield a dask.distributed Client ("local": a 2-worker LocalCluster on this machine), or None."""
-    if not address:
-        yield None
-        return
-    try:
-        from distributed import Client, LocalCluster
-    except ImportError:
-        raise InputError("--dask needs Dask: pip install 'upgrade-predictor[dask]'")
-    if address == "local":
-        # Processes, one thread each: scikit-learn and LightGBM fits hold the GIL.
-        with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as lc, \
-                Client(lc) as client:
-            yield client
-        return
-    try:
-        client = Client(address, timeout="10s")
-    except (OSError, TimeoutError) as e:
-        raise InputError(f"--dask {address}: no Dask scheduler answered ({e}); start one with "
-                         "`dask scheduler` or pass --dask local")
-    with client:
-        yield client
-
-
-@contextlib.contextmanager
-def fits_on(client) -> Iterator[int]:
-    """Route joblib's parallel fits to the cluster's workers; yield the n_jobs to ask for."""
-    if client is None:
-        yield 0
-        return
-    import joblib
-
-    with joblib.parallel_config(backend="dask"):
-        yield -1
-
-
-def study_storage(client):
-    """Optuna storage that every worker of the cluster shares (None: Optuna's in-memory default)."""
-    if client is None:
-        return None
-    from optuna_integration.dask import DaskStorage
-
-    return DaskStorage(client=client)
-
-
-# --- scoring a partitioned data set ---------------------------------------------------------------
-#
-# Three passes, all on the workers; only per-partition counts reach the client. 1) Every input partition
-# is validated and scored by the single-machine functions and written to a staging folder (valid rows:
-# partition, row in partition, probability, id; rejects with reasons). 2) Dask sorts the staged rows by
-# probability (ties: file order) into ranked partitions; with a top N, each partition keeps only its
-# best N and a tree of merges on the workers keeps the best N overall instead. 3) Each ranked
-# partition gets its global rank, global row number and decision. Every file is
-# written under a fixed name (temp file, then rename), so a task rerun after a lost worker rewrites
 # the same file instead of adding rows, and the whole folder appears only when the run succeeded.
 
 SCORED_DIR = "scored"
@@ -104,10 +51,19 @@ class DaskScoreResult(BatchResult):
     seconds: float = 0.0
 
 
-def score_dataset(model: str | Path, data: str | Path, out_dir: str | Path, address: str | None = "local", *,
-                  client=None, top: int | None = None, budget: float | None = None,
-                  offer_cost: float | None = None, blocksize: str | int | None = None,
-                  progress: Callable[[int, int], None] | None = None) -> DaskScoreResult:
+def score_dataset(
+    model: str | Path,
+    data: str | Path,
+    out_dir: str | Path,
+    address: str | None = "local",
+    *,
+    client=None,
+    top: int | None = None,
+    budget: float | None = None,
+    offer_cost: float | None = None,
+    blocksize: str | int | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> DaskScoreResult:
     """Score a CSV/Parquet file, folder or glob on a Dask cluster into out_dir (partitioned Parquet).
 
     out_dir/scored/part-NNNNN.parquet holds row, [id], probability, decision and a global rank, best
@@ -115,40 +71,63 @@ def score_dataset(model: str | Path, data: str | Path, out_dir: str | Path, addr
     with their cells and reason; out_dir/summary.json the counts. With top or budget only the best N
     rows are written. Pass a connected `client`, or an `address` ("local" starts a 2-worker cluster).
     """
-    from . import scoring
-
     t0 = time.perf_counter()
     model, out_dir = Path(model), Path(out_dir)
-    scorer = scoring.Scorer.load(model)  # a bad bundle fails here, before any cluster work
+    scorer = Scorer.load(model)  # a bad bundle fails here, before any cluster work
     if offer_cost is None:
         offer_cost = float(scorer.bundle.metadata.get("offer_cost", config.OFFER_COST))
     keep = None
     if top is not None or budget is not None:
-        keep = scoring.selected_count(sys.maxsize, top, budget, offer_cost)
-    files, parquet = _input_files(str(data))
+        keep = selected_count(sys.maxsize, top, budget, offer_cost)
+    files, parquet = input_files(data)
     _check_out_dir(out_dir, files)
     schema = scorer.schema
     id_col = schema.id_column
-    columns = _input_columns(files[0], parquet, schema.names)
+    columns = set(columns_of(Path(files[0])))
+    require_columns(files[0], columns, schema.names)
     with_id = id_col is not None and id_col in columns
     columns = schema.names + ([id_col] if with_id else [])
     blob = model.read_bytes()
     digest = hashlib.sha256(blob).hexdigest()
 
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".tmp", dir=out_dir.parent))
+    tmp = temp_folder(out_dir)
     try:
         with connect(None if client is not None else (address or "local")) as own:
             cl = client if client is not None else own
-            result = _run(cl, files, parquet, columns, id_col if with_id else None, blob, digest, scorer,
-                          tmp, keep, blocksize, progress)
+            result = _run(
+                cl,
+                files,
+                parquet,
+                columns,
+                id_col if with_id else None,
+                blob,
+                digest,
+                scorer,
+                tmp,
+                keep,
+                blocksize,
+                progress,
+            )
         result.seconds = time.perf_counter() - t0
-        write_json_atomic(tmp / SUMMARY_FILE, {
-            "model": str(model), "model_sha256": digest, "data": str(data), "files": len(files),
-            "top": keep, "threshold": scorer.threshold, "rows": result.rows, "accepted": result.accepted,
-            "rejected": result.rejected, "written": result.written, "partitions": result.partitions,
-            "reject_reasons": result.reject_reasons, "seconds": round(result.seconds, 3)})
-        _swap_in(tmp, out_dir)
+        write_json_atomic(
+            tmp / SUMMARY_FILE,
+            {
+                "model": str(model),
+                "model_sha256": digest,
+                "data": str(data),
+                "files": len(files),
+                "top": keep,
+                "threshold": scorer.threshold,
+                "rows": result.rows,
+                "accepted": result.accepted,
+                "rejected": result.rejected,
+                "written": result.written,
+                "partitions": result.partitions,
+                "reject_reasons": result.reject_reasons,
+                "seconds": round(result.seconds, 3),
+            },
+        )
+        publish_folder(tmp, out_dir)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -156,8 +135,9 @@ def score_dataset(model: str | Path, data: str | Path, out_dir: str | Path, addr
     return result
 
 
-def _run(client, files, parquet, columns, id_col, blob, digest, scorer, tmp: Path, keep, blocksize,
-         progress) -> DaskScoreResult:
+def _run(
+    client, files, parquet, columns, id_col, blob, digest, scorer, tmp: Path, keep, blocksize, progress
+) -> DaskScoreResult:
     import dask
     from distributed import as_completed
 
@@ -172,8 +152,10 @@ def _run(client, files, parquet, columns, id_col, blob, digest, scorer, tmp: Pat
         parts = ddf.to_delayed(optimize_graph=True)
         score = dask.delayed(score_partition, pure=True)
         merge = keep if keep is not None and keep <= TOP_BY_MERGE else None
-        tasks = [score(p, i, bundle_ref, digest, str(stage), str(rejects_stage), id_col, merge)
-                 for i, p in enumerate(parts)]
+        tasks = [
+            score(p, i, bundle_ref, digest, str(stage), str(rejects_stage), id_col, merge)
+            for i, p in enumerate(parts)
+        ]
         counts = [dask.delayed(_counts, pure=True)(t) for t in tasks]  # what the client receives
         futures = client.compute(counts + ([_merge_tree(tasks, merge)] if merge is not None else []))
         top = futures.pop() if merge is not None else None  # stays on the workers
@@ -192,16 +174,25 @@ def _run(client, files, parquet, columns, id_col, blob, digest, scorer, tmp: Pat
     for s in stats:
         for text, count in s["reasons"].items():
             reasons[text] = reasons.get(text, 0) + count
-    result = DaskScoreResult(tmp, tmp, int(rows.sum()), sum(s["accepted"] for s in stats),
-                             sum(s["rejected"] for s in stats), 0, reasons, partitions=len(stats))
+    result = DaskScoreResult(
+        tmp,
+        tmp,
+        int(rows.sum()),
+        sum(s["accepted"] for s in stats),
+        sum(s["rejected"] for s in stats),
+        0,
+        reasons,
+        partitions=len(stats),
+    )
 
     final = dask.delayed(finalize_partition, pure=True)
     offsets_ref = client.scatter(row_offsets, broadcast=True, hash=True)  # once, not once per task
     out_tasks = []
     if top is not None:
         # The per-partition tops were merged on the workers; the best `keep` rows are written there too.
-        out_tasks.append(final(top, str(tmp / SCORED_DIR / _part_name(0)), 1, offsets_ref, scorer.threshold,
-                               id_col))
+        out_tasks.append(
+            final(top, str(tmp / SCORED_DIR / _part_name(0)), 1, offsets_ref, scorer.threshold, id_col)
+        )
     elif result.accepted:
         staged = [str(stage / _part_name(s["part"])) for s in stats if s["accepted"]]
         ranked = _read_staged(staged).sort_values(["p", "part", "local"], ascending=[False, True, True])
@@ -212,15 +203,27 @@ def _run(client, files, parquet, columns, id_col, blob, digest, scorer, tmp: Pat
         last = keep if keep is not None else sys.maxsize  # a large top N: the first N ranks of the sort
         for f, n in sizes:
             if n and start <= last:
-                out_tasks.append(final(str(f), str(tmp / SCORED_DIR / _part_name(len(out_tasks))), start,
-                                       offsets_ref, scorer.threshold, id_col, last))
+                out_tasks.append(
+                    final(
+                        str(f),
+                        str(tmp / SCORED_DIR / _part_name(len(out_tasks))),
+                        start,
+                        offsets_ref,
+                        scorer.threshold,
+                        id_col,
+                        last,
+                    )
+                )
             start += n
     reject_parts = [s["part"] for s in stats if s["rejected"]]
     for k, part in enumerate(reject_parts):
-        out_tasks.append(dask.delayed(finalize_rejects, pure=True)(
-            str(rejects_stage / _part_name(part)), str(tmp / REJECTS_DIR / _part_name(k)), offsets_ref))
+        out_tasks.append(
+            dask.delayed(finalize_rejects, pure=True)(
+                str(rejects_stage / _part_name(part)), str(tmp / REJECTS_DIR / _part_name(k)), offsets_ref
+            )
+        )
     written = client.compute(out_tasks, sync=True) if out_tasks else []
-    result.written = int(sum(written[:len(written) - len(reject_parts)]))
+    result.written = int(sum(written[: len(written) - len(reject_parts)]))
     if result.written == 0:
         _empty_ranked(scorer, id_col).to_parquet(tmp / SCORED_DIR / _part_name(0), index=False)
     if not reject_parts:
@@ -234,12 +237,18 @@ def _run(client, files, parquet, columns, id_col, blob, digest, scorer, tmp: Pat
     return result
 
 
-def score_partition(frame, part: int, bundle_bytes: bytes, digest: str, stage: str, rejects_stage: str,
-                    id_col: str | None, keep: int | None) -> dict:
+def score_partition(
+    frame,
+    part: int,
+    bundle_bytes: bytes,
+    digest: str,
+    stage: str,
+    rejects_stage: str,
+    id_col: str | None,
+    keep: int | None,
+) -> dict:
     """Score one input partition on a worker with the single-machine functions (batch_to_frame,
     Scorer.score_frame); write its scored rows (unless only the top N is kept) and its rejects."""
-    from .scoring import batch_to_frame, rank_order, reject_table
-
     scorer = _worker_scorer(bundle_bytes, digest)
     batch = pa.Table.from_pandas(frame, preserve_index=False)  # batch_to_frame takes tables too
     del frame
@@ -247,8 +256,11 @@ def score_partition(frame, part: int, bundle_bytes: bytes, digest: str, stage: s
     n = batch.num_rows
     local = np.arange(n, dtype=np.int64)
     valid = scored.valid
-    cols = {"part": pa.array(np.full(int(valid.sum()), part, dtype=np.int32)),
-            "local": pa.array(local[valid]), "p": pa.array(scored.probability, pa.float64())}
+    cols = {
+        "part": pa.array(np.full(int(valid.sum()), part, dtype=np.int32)),
+        "local": pa.array(local[valid]),
+        "p": pa.array(scored.probability, pa.float64()),
+    }
     if id_col:
         cols[id_col] = pc.cast(batch.column(id_col), pa.string()).filter(pa.array(valid))
     table = pa.table(cols)
@@ -260,11 +272,20 @@ def score_partition(frame, part: int, bundle_bytes: bytes, digest: str, stage: s
     bad = ~valid
     reasons: dict[str, int] = {}
     if bad.any():
-        keys = {"part": pa.array(np.full(int(bad.sum()), part, dtype=np.int32)), "local": pa.array(local[bad])}
+        keys = {
+            "part": pa.array(np.full(int(bad.sum()), part, dtype=np.int32)),
+            "local": pa.array(local[bad]),
+        }
         rej, reasons = reject_table(batch, bad, scored.reasons, keys)
         _write_parquet(rej, Path(rejects_stage) / _part_name(part))
-    return {"part": part, "rows": n, "accepted": int(valid.sum()), "rejected": int(bad.sum()),
-            "reasons": reasons, "top": top}
+    return {
+        "part": part,
+        "rows": n,
+        "accepted": int(valid.sum()),
+        "rejected": int(bad.sum()),
+        "reasons": reasons,
+        "top": top,
+    }
 
 
 def _counts(stats: dict) -> dict:
@@ -277,23 +298,30 @@ def _merge_tree(tasks: list, keep: int):
 
     level = tasks
     while True:
-        level = [dask.delayed(merge_tops, pure=True)(level[i:i + MERGE_FAN_IN], keep)
-                 for i in range(0, len(level), MERGE_FAN_IN)]
+        level = [
+            dask.delayed(merge_tops, pure=True)(level[i : i + MERGE_FAN_IN], keep)
+            for i in range(0, len(level), MERGE_FAN_IN)
+        ]
         if len(level) == 1:
             return level[0]
 
 
 def merge_tops(items: list, keep: int):
     """The best `keep` rows of several partitions' top rows (given in partition order)."""
-    from .scoring import rank_order
-
     tables = [i["top"] if isinstance(i, dict) else i for i in items]
     merged = pa.concat_tables(tables)  # each in rank order, partitions in file order: ties keep file order
     return merged.take(pa.array(rank_order(merged.column("p").to_numpy())[:keep]))
 
 
-def finalize_partition(src, dst: str, first_rank: int, row_offsets: np.ndarray, threshold: float,
-                       id_col: str | None, last_rank: int = sys.maxsize) -> int:
+def finalize_partition(
+    src,
+    dst: str,
+    first_rank: int,
+    row_offsets: np.ndarray,
+    threshold: float,
+    id_col: str | None,
+    last_rank: int = sys.maxsize,
+) -> int:
     """A ranked partition (a file, or a table) as the single-machine list: row, [id], probability,
     decision, rank."""
     t = src if isinstance(src, pa.Table) else pq.read_table(src)
@@ -321,8 +349,6 @@ def finalize_rejects(src: str, dst: str, row_offsets: np.ndarray) -> int:
 
 def _worker_scorer(bundle_bytes: bytes, digest: str):
     """The worker's Scorer for this bundle, loaded from its skops bytes once per worker process."""
-    from .scoring import Scorer
-
     with _SCORERS_LOCK:
         scorer = _SCORERS.get(digest)
         if scorer is None:
@@ -354,83 +380,38 @@ def _read_staged(paths):
     return dd.read_parquet(paths)
 
 
-GLOB_CHARS = set("*?[")
-
-
-def _input_files(data: str) -> tuple[list[str], bool]:
-    """The input's files (a file, a folder of part files, or a glob), and whether they are Parquet."""
-    from .data import is_parquet
-
-    if GLOB_CHARS & set(data):
-        files = sorted(glob.glob(data))
-        if not files:
-            raise InputError(f"{data}: no file matches")
-    elif Path(data).is_dir():
-        files = sorted(str(p) for p in Path(data).iterdir()
-                       if p.is_file() and not p.name.startswith((".", "_")))
-        if not files:
-            raise InputError(f"{data}: the folder holds no data files")
-    elif Path(data).exists():
-        files = [data]
-    else:
-        raise InputError(f"{data}: no such file")
-    empty = [f for f in files if os.path.getsize(f) == 0]
-    if empty:
-        raise InputError(f"{empty[0]}: the file is empty")
-    kinds = {is_parquet(Path(f)) for f in files}
-    if len(kinds) > 1:
-        raise InputError(f"{data}: mixes Parquet and CSV files; score them separately")
-    return files, kinds.pop()
-
-
-def _input_columns(first: str, parquet: bool, needed: list[str]) -> set[str]:
-    """The columns of the first file; a missing model column is an input error (the id is optional)."""
-    from .data import sniff_delimiter
-    from .scoring import csv_header
-
-    if parquet:
-        try:
-            names = set(pq.read_schema(first).names)
-        except (pa.ArrowInvalid, OSError) as e:
-            raise InputError(f"{first}: cannot be read as Parquet ({e})")
-    else:
-        names = set(csv_header(Path(first), sniff_delimiter(Path(first))))
-    missing = [c for c in needed if c not in names]
-    if missing:
-        raise InputError(f"{first}: missing column(s) {', '.join(missing)}; the model needs "
-                         f"{', '.join(needed)}")
-    return names
-
-
 def _read(files: list[str], parquet: bool, columns: list[str], blocksize):
     """The input as a Dask dataframe; CSV cells as text, only empty cells missing ("NA" is Namibia)."""
     import dask.dataframe as dd
 
-    from .data import sniff_delimiter
-
     if parquet:
-        return dd.read_parquet(files, columns=columns, blocksize=blocksize or PARQUET_BLOCKSIZE,
-                               split_row_groups="infer")
+        return dd.read_parquet(
+            files, columns=columns, blocksize=blocksize or PARQUET_BLOCKSIZE, split_row_groups="infer"
+        )
     sep = sniff_delimiter(Path(files[0]))
-    ddf = dd.read_csv(files, sep=sep, dtype=str, keep_default_na=False, na_values=config.NA_VALUES,
-                      blocksize=blocksize or CSV_BLOCKSIZE,
-                      usecols=lambda c: str(c).strip() in set(columns))
+    ddf = dd.read_csv(
+        files,
+        sep=sep,
+        dtype=str,
+        keep_default_na=False,
+        na_values=config.NA_VALUES,
+        blocksize=blocksize or CSV_BLOCKSIZE,
+        usecols=lambda c: str(c).strip() in set(columns),
+    )
     return ddf.rename(columns=lambda c: str(c).strip())[columns]
 
 
 @contextlib.contextmanager
 def _read_errors(files: list[str], parquet: bool):
     """A file that cannot be parsed (on the client or on a worker) becomes one readable input error."""
-    import pandas as pd
-
     try:
         yield
     except (pd.errors.ParserError, pd.errors.EmptyDataError, pa.ArrowInvalid, UnicodeDecodeError) as e:
-        raise InputError(_unreadable(files, parquet, e))
+        raise InputError(_unreadable(files, parquet, e)) from None
     except ValueError as e:
         if not str(e).startswith("An error occurred while calling the read_"):  # Dask's reader wrapper
             raise
-        raise InputError(_unreadable(files, parquet, e.__cause__ or e))
+        raise InputError(_unreadable(files, parquet, e.__cause__ or e)) from None
 
 
 def _unreadable(files: list[str], parquet: bool, e: BaseException) -> str:
@@ -442,44 +423,31 @@ def _check_out_dir(out_dir: Path, files: list[str]) -> None:
     if out_dir.exists() and not out_dir.is_dir():
         raise InputError(f"{out_dir}: is a file; --dask writes a folder of Parquet parts")
     if out_dir.is_dir() and any(out_dir.iterdir()) and not (out_dir / SUMMARY_FILE).exists():
-        raise InputError(f"{out_dir}: the folder exists and is not an earlier scoring output; "
-                         "choose a new folder")
+        raise InputError(
+            f"{out_dir}: the folder exists and is not an earlier scoring output; choose a new folder"
+        )
     root = out_dir.resolve()
     if any(Path(f).resolve().is_relative_to(root) for f in files):
         raise InputError(f"{out_dir}: the output folder holds the input; choose another folder")
 
 
-def _swap_in(tmp: Path, out_dir: Path) -> None:
-    """Replace out_dir by the finished temp folder (an earlier output is removed only afterwards)."""
-    old = None
-    if out_dir.exists():
-        old = out_dir.with_name(f".{out_dir.name}.old-{os.getpid()}")
-        os.replace(out_dir, old)
-    try:
-        os.replace(tmp, out_dir)
-    except BaseException:
-        if old is not None:
-            os.replace(old, out_dir)
-        raise
-    os.chmod(out_dir, 0o755)  # mkdtemp makes owner-only folders; outputs are meant to be shared
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
-
-
 def _empty_ranked(scorer, id_col):
-    import pandas as pd
-
     cols = {"row": pd.Series([], dtype="int64")}
     if id_col:
         cols[id_col] = pd.Series([], dtype="str")
-    cols.update(probability=pd.Series([], dtype="float64"), decision=pd.Series([], dtype="int8"),
-                rank=pd.Series([], dtype="int64"))
+    cols.update(
+        probability=pd.Series([], dtype="float64"),
+        decision=pd.Series([], dtype="int8"),
+        rank=pd.Series([], dtype="int64"),
+    )
     return pd.DataFrame(cols)
 
 
 def _empty_rejects(columns):
-    import pandas as pd
-
-    return pd.DataFrame({"row": pd.Series([], dtype="int64"),
-                         **{c: pd.Series([], dtype="str") for c in columns},
-                         "reason": pd.Series([], dtype="str")})
+    return pd.DataFrame(
+        {
+            "row": pd.Series([], dtype="int64"),
+            **{c: pd.Series([], dtype="str") for c in columns},
+            "reason": pd.Series([], dtype="str"),
+        }
+    )

@@ -1,0 +1,1 @@
+"""Forecasting upgrades from dated event tables: point-in-time rows, survival curves and backtests."""

@@ -1,0 +1,1 @@
+"""What a run says, and the self-contained HTML report that shows it."""

@@ -1,0 +1,103 @@
+"""The HTML report: one self-contained file (plots embedded, no network) built from a saved run folder."""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime
+from pathlib import Path
+
+from jinja2 import Environment, PackageLoader, select_autoescape
+from rich.console import Console
+
+from .. import __version__
+from ..console import say
+from ..files import write_text_atomic
+from ..training.runs import Run, load_run
+from . import insights
+from .format import interval, money, num, pct, signed
+from .plots import (
+    plot_calibration,
+    plot_corr,
+    plot_distributions,
+    plot_gains,
+    plot_importance,
+    plot_leaderboard,
+    plot_odds,
+    plot_pdp,
+    plot_profit,
+    plot_roc_pr,
+    plot_segments,
+    plot_shap,
+)
+
+REPORT_FILE = "report.html"
+
+
+# ------------------------------------------------------------------ assembling
+
+
+def render(run: Run, ins: dict, name: str | None = None) -> str:
+    env = Environment(
+        loader=PackageLoader("upgrade_predictor", "templates"),
+        autoescape=select_autoescape(["html", "j2"]),
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters.update(pct=pct, num=num, money=money, signed=signed, interval=interval)
+    env.globals.update(pct=pct, num=num, money=money, interval=interval, signed=signed)
+    d, cmp_, drv, seg, tgt = ins["data"], ins["comparison"], ins["drivers"], ins["segments"], ins["targeting"]
+    X, y = run.dataset.X, run.dataset.y
+    figs = {
+        "dist": plot_distributions(X, y, d["numeric"]) if d["numeric"] else None,
+        "corr": plot_corr(d["corr"]) if len(d["corr"]) else None,
+        "leaderboard": plot_leaderboard(
+            cmp_["board"], cmp_["objective"] if f"{cmp_['objective']}_mean" in cmp_["board"] else "pr_auc"
+        ),
+        "calibration": plot_calibration(ins["chosen"]["calibration"], ins["chosen"]["brier"]),
+        "shap": plot_shap(drv["shap"]),
+        "pdp": plot_pdp(drv["pdp"]) if drv["pdp"] else None,
+        "segments": plot_segments(seg) if seg else None,
+        "profit": plot_profit(tgt),
+    }
+    figs["roc"], figs["pr"] = plot_roc_pr(cmp_["curves"], cmp_["base_rate"])
+    imp = {"chosen model": drv["permutation"]}
+    if "permutation_no_leak" in drv:
+        imp["without " + ", ".join(run.leaky)] = drv["permutation_no_leak"]
+    figs["importance"] = plot_importance(imp)
+    odds = {"all numeric columns": drv["logit"]["table"]}
+    if "logit_no_leak" in drv:
+        odds["without " + ", ".join(run.leaky)] = drv["logit_no_leak"]["table"]
+    figs["odds"] = plot_odds(odds) if any(len(t) for t in odds.values()) else None
+    figs["gains"], figs["lift"] = plot_gains(tgt)
+    return env.get_template("report.html.j2").render(
+        run=run,
+        info=run.info,
+        m=run.metrics,
+        ins=ins,
+        figs=figs,
+        version=__version__,
+        generated=datetime.now().isoformat(timespec="seconds"),
+        leaky=run.leaky,
+        run_name=name or run.dir.name,
+        timings=run.timings,
+    )
+
+
+def build_report(run_dir: Path, console: Console | None = None, name: str | None = None) -> Path:
+    """Compute the insights of a saved run and write run_dir/report.html atomically.
+
+    `name` is the run's published name when the folder is still a temp folder about to be renamed."""
+    console = console or Console(stderr=True)
+    started = time.perf_counter()
+    run_dir = Path(run_dir)
+    with console.status("building the report: drivers, segments, targeting"):
+        run = load_run(run_dir)
+        ins = insights.build_insights(run)
+        t0 = time.perf_counter()
+        html = render(run, ins, name)
+        run.timings["render"] = time.perf_counter() - t0
+    out = run_dir / REPORT_FILE
+    write_text_atomic(out, html)
+    shown = run_dir.parent / name / REPORT_FILE if name else out  # where it will be once published
+    say(console, f"report: {shown} ({len(html) / 1e6:.1f} MB, {time.perf_counter() - started:.1f}s)")
+    return out

@@ -1,0 +1,1 @@
+"""Training: the protocol (split, compare, tune, threshold, test) and the run folder it writes."""

@@ -1,0 +1,131 @@
+"""Typed metrics of a training run, written to and read from metrics.json."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from ..errors import InputError
+from ..evaluation import Scores
+
+
+@dataclass(frozen=True)
+class Chosen:
+    key: str
+    family: str
+    strategy: str
+    params: dict[str, Any]
+    label: str
+    calibrated: bool
+
+
+@dataclass(frozen=True)
+class Threshold:
+    value: float
+    objective: str
+
+
+@dataclass(frozen=True)
+class Split:
+    n_train: int
+    n_test: int
+    seed: int
+    test_size: float
+    group_duplicates: bool
+    cv_splits: int
+    cv_repeats: int
+
+
+@dataclass(frozen=True)
+class Reference:
+    """The course's recipe on the same split: a baseline row."""
+
+    test: Scores
+    cv: dict[str, float]
+    threshold: float
+
+
+@dataclass(frozen=True)
+class NoLeak:
+    """The chosen pipeline retrained without the features the audit flagged as leaks."""
+
+    excluded: list[str]
+    test: Scores
+    train: Scores
+    cv: dict[str, float]
+    threshold: float
+
+
+@dataclass(frozen=True)
+class RunMetrics:
+    chosen: Chosen
+    objective: str
+    threshold: Threshold
+    train: Scores
+    test: Scores
+    cv: dict[str, float]  # "<metric>_mean" and "<metric>_sd" across folds
+    split: Split
+    tuning: dict[str, Any] = field(default_factory=dict)
+    reference: Reference | None = None
+    no_leak: NoLeak | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "chosen": asdict(self.chosen),
+            "objective": self.objective,
+            "threshold": asdict(self.threshold),
+            "train": self.train.to_dict(),
+            "test": self.test.to_dict(),
+            "cv": self.cv,
+            "split": asdict(self.split),
+            "tuning": self.tuning,
+        }
+        if self.reference is not None:
+            out["reference"] = {
+                "test": self.reference.test.to_dict(),
+                "cv": self.reference.cv,
+                "threshold": self.reference.threshold,
+            }
+        if self.no_leak is not None:
+            nl = self.no_leak
+            out["no_leak"] = {
+                "excluded": nl.excluded,
+                "test": nl.test.to_dict(),
+                "train": nl.train.to_dict(),
+                "cv": nl.cv,
+                "threshold": nl.threshold,
+            }
+        return out
+
+    @classmethod
+    def from_dict(cls, d: Any, where: str = "metrics.json") -> RunMetrics:
+        """Read metrics.json; a file of another shape says how to get a readable run."""
+        try:
+            ref, nl = d.get("reference"), d.get("no_leak")
+            return cls(
+                chosen=Chosen(**d["chosen"]),
+                objective=str(d["objective"]),
+                threshold=Threshold(float(d["threshold"]["value"]), str(d["threshold"]["objective"])),
+                train=Scores.from_dict(d["train"]),
+                test=Scores.from_dict(d["test"]),
+                cv={k: float(v) for k, v in d["cv"].items()},
+                split=Split(**d["split"]),
+                tuning=dict(d.get("tuning") or {}),
+                reference=None
+                if ref is None
+                else Reference(Scores.from_dict(ref["test"]), dict(ref["cv"]), float(ref["threshold"])),
+                no_leak=None
+                if nl is None
+                else NoLeak(
+                    list(nl["excluded"]),
+                    Scores.from_dict(nl["test"]),
+                    Scores.from_dict(nl["train"]),
+                    dict(nl["cv"]),
+                    float(nl["threshold"]),
+                ),
+            )
+        except (KeyError, TypeError, ValueError, AttributeError) as e:
+            raise InputError(
+                f"{where}: not the metrics of a run of this version ({type(e).__name__}: {e}); "
+                "retrain with 'upgrade-predictor train'"
+            ) from None

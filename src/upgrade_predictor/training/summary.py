@@ -1,0 +1,107 @@
+"""Terminal tables of a training run: the audit, the leaderboard and the chosen model."""
+
+from __future__ import annotations
+
+import pandas as pd
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from ..console import plain, warn
+from .metrics import RunMetrics
+
+
+def progress_bar(console: Console) -> Progress:
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=False,
+    )
+
+
+def show_audit(console: Console, report: dict) -> None:
+    t = Table(
+        title=plain(
+            f"data audit: {report['rows']:,} rows, {report['columns']} features, "
+            f"{report['class_balance']['positive_share']:.1%} positive "
+            f"({report['target']} = {report['positive_label']!r})"
+        ),
+        title_justify="left",
+    )
+    for col in ("feature", "kind", "missing", "univariate ROC AUC", "flags"):
+        t.add_column(col, justify="right" if col in ("missing", "univariate ROC AUC") else "left")
+    for c in report["feature_columns"]:
+        flags = [
+            f
+            for f, on in (
+                ("LEAKAGE?", c["leakage_flag"]),
+                ("heavy tail", c.get("heavy_tail")),
+                (f"{c.get('rare_categories', 0)} rare codes", c.get("rare_categories")),
+            )
+            if on
+        ]
+        t.add_row(
+            plain(c["name"]),
+            c["kind"],
+            str(c["missing"]),
+            f"{c['univariate_auc']:.3f}",
+            plain(", ".join(flags)),
+        )
+    console.print(t)
+    for w in report["warnings"]:
+        warn(console, w)
+
+
+def show_results(console: Console, board: pd.DataFrame, metrics: RunMetrics) -> None:
+    t = Table(title="leaderboard (cross-validated on the training part; mean ± sd)", title_justify="left")
+    for col in (
+        "#",
+        "model",
+        "imbalance",
+        "PR AUC",
+        "ROC AUC",
+        "F1@0.5",
+        "recall@0.5",
+        "precision@0.5",
+        "s/fit",
+    ):
+        t.add_column(col, justify="left" if col in ("model", "imbalance") else "right")
+    for _, r in board.iterrows():
+        style = "dim" if r["is_reference"] else ("bold" if r["rank"] == 1 else None)
+        t.add_row(
+            str(r["rank"]),
+            r["model"] + (" (tuned)" if r["tuned"] else ""),
+            r["strategy_label"],
+            *(
+                f"{r[m + '_mean']:.3f} ± {r[m + '_sd']:.3f}"
+                for m in ("pr_auc", "roc_auc", "f1", "recall", "precision")
+            ),
+            f"{r['fit_seconds']:.2f}",
+            style=style,
+        )
+    console.print(t)
+    t = Table(
+        title=f"chosen model: {metrics.chosen.label}; threshold {metrics.threshold.value:.3f} "
+        f"({metrics.threshold.objective} on out-of-fold predictions)",
+        title_justify="left",
+    )
+    blocks = [("train", metrics.train), ("test", metrics.test)]
+    if metrics.reference is not None:
+        blocks.append(("reference, test", metrics.reference.test))
+    if metrics.no_leak is not None:
+        blocks.append((f"without {', '.join(metrics.no_leak.excluded)}, test", metrics.no_leak.test))
+    t.add_column("metric")
+    for name, _ in blocks:
+        t.add_column(plain(name), justify="right")
+    for m in ("pr_auc", "roc_auc", "f1", "precision", "recall", "accuracy", "balanced_accuracy", "brier"):
+        t.add_row(m, *(f"{b[m]:.4f}" for _, b in blocks))
+    console.print(t)
+    if metrics.no_leak is not None:
+        warn(
+            console,
+            f"{', '.join(metrics.no_leak.excluded)} was flagged as a likely leak; the model without "
+            "it (model_no_leak.zip) is the one to trust for today's free users.",
+        )
