@@ -6,7 +6,8 @@
 Writes the input once (rows resampled from the real file, labels dropped) as Parquet parts under
 benchmarks/out/lake_<rows>/, then prints from one run: the cluster's wall time and rows/s, each worker's
 peak resident memory, the time per task group (read + score per partition, sort, final ranks), and the
-single-process path (score_file over the same parts, one after another) in rows/s, with the ratio.
+single-process path (score_file over the same glob: one ranked list, as the cluster writes) in rows/s, with
+the ratio.
 """
 
 from __future__ import annotations
@@ -43,20 +44,18 @@ def make_lake(rows: int, file_rows: int, seed: int = 0) -> Path:
     return lake
 
 
-def single_process(model: Path, files: list[Path], out: Path) -> tuple[float, float]:
-    """Wall seconds and peak RSS (MB) of score_file over every part, in a child process."""
+def single_process(model: Path, data: str, out: Path) -> tuple[float, float]:
+    """Wall seconds and peak RSS (MB) of score_file over the whole input, in a child process."""
     code = (
         "import resource, sys\n"
         "from upgrade_predictor.scoring.batch import score_file\nfrom upgrade_predictor.scoring.scorer import Scorer\n"
-        "s = Scorer.load(sys.argv[1])\n"
-        "for i, f in enumerate(sys.argv[3:]):\n"
-        "    score_file(s, f, f'{sys.argv[2]}/scored-{i:05d}.parquet')\n"
+        "score_file(Scorer.load(sys.argv[1]), sys.argv[3], f'{sys.argv[2]}/scored.parquet')\n"
         "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)\n"  # its own peak, not the workers'
     )
     out.mkdir(parents=True, exist_ok=True)
     t = time.perf_counter()
     r = subprocess.run(
-        [sys.executable, "-c", code, str(model), str(out), *map(str, files)],
+        [sys.executable, "-c", code, str(model), str(out), data],
         check=True,
         capture_output=True,
         text=True,
@@ -124,7 +123,7 @@ def main() -> None:
     print(f"  summary: {summary['written']:,} written; {summary['seconds']} s inside score_dataset")
 
     if not a.skip_single:
-        wall_s, peak_s = single_process(model, files, OUT / "single_scored")
+        wall_s, peak_s = single_process(model, str(lake / "users-*.parquet"), OUT / "single_scored")
         print(
             f"single process (score_file over the same {len(files)} parts): {wall_s:.1f} s, "
             f"{a.rows / wall_s:,.0f} rows/s, peak RSS {peak_s:,.0f} MB"

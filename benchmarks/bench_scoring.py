@@ -104,8 +104,9 @@ def main() -> None:
 
     scorer = Scorer.load(model)
     head = pd.read_csv(csv, nrows=a.compare_rows, keep_default_na=False, na_values=config.NA_VALUES)
-    X, reasons = scorer.validate(head)
-    assert (reasons == "").all()
+    rows = scorer.schema.validate_rows(head)
+    assert rows.valid.all()
+    X = rows.X
     pipe = scorer.pipeline
     t = time.perf_counter()
     bare = np.concatenate(

@@ -68,3 +68,160 @@ def real_run(real_data: Path, tmp_path_factory) -> Path:
     )
     assert result.exit_code == 0, result.output
     return out
+
+
+def fit_bundle(
+    folder: Path,
+    family: str = "gbm",
+    strategy: str = "none",
+    calibrate: bool = False,
+    n: int = 800,
+    threshold: float = 0.4,
+    id_column: str | None = None,
+    rename: dict[str, str] | None = None,
+):
+    """Fit a small pipeline on a synthetic frame and save it as training does (metadata as a dict);
+    return the bundle's path and the fitted estimator."""
+    from upgrade_predictor import bundle, dataset, models, profile
+
+    folder.mkdir(parents=True, exist_ok=True)
+    frame = synthetic_frame(n, seed=1).rename(columns=rename or {})
+    if id_column:
+        frame.insert(0, id_column, [f"u{i}" for i in range(n)])
+    csv = folder / "train.csv"
+    frame.to_csv(csv, index=False)
+    ds = dataset.load_dataset(csv, id_column=id_column)
+    pipe = models.build_pipeline(ds.schema, family, strategy)
+    est = models.calibrated(pipe) if calibrate else pipe
+    est.fit(ds.X, ds.y)
+    p = est.predict_proba(ds.X)[:, 1]
+    meta = {
+        "schema": ds.schema.to_dict(),
+        "threshold": threshold,
+        "key": f"{family}/{strategy}",
+        "family": family,
+        "strategy": strategy,
+        "calibrated": calibrate,
+        "training": {
+            "source": ds.source,
+            "fingerprint": ds.fingerprint,
+            "rows": ds.n,
+            "positive_share": float(ds.y.mean()),
+        },
+        "reference_profile": profile.reference_profile(ds.X, p, ds.schema),
+    }
+    name = f"{family}_{strategy}{'_cal' if calibrate else ''}.zip"
+    return bundle.save_bundle(folder / name, est, meta, ""), est
+
+
+def make_bundle(folder: Path, **kw) -> Path:
+    """A bundle fitted as fit_bundle does (same keywords); only its path."""
+    return fit_bundle(folder, **kw)[0]
+
+
+def users_frame(n: int = 500, seed: int = 7, ids: str | None = None) -> pd.DataFrame:
+    """Users to score: a synthetic frame without its label, with an id column first when named."""
+    df = synthetic_frame(n, seed=seed).drop(columns="purchased")
+    if ids:
+        df.insert(0, ids, [f"id{i:05d}" for i in range(n)])
+    return df
+
+
+def synthetic_events(folder: Path, n_users: int = 600, seed: int = 0, end: str = "2022-08-31") -> Path:
+    """A small folder in the 365 layout: users who are more active upgrade more, many on day 0.
+
+    Every dated table the built-in mapping reads is written (CSV), plus the undated quizzes table."""
+    rng = np.random.default_rng(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    last = pd.Timestamp(end)
+    reg = pd.Timestamp("2022-01-01") + pd.to_timedelta(rng.integers(0, 213, n_users), unit="D")
+    ids = np.arange(100_000, 100_000 + n_users)
+    drive = rng.gamma(1.0, 1.0, n_users)  # engagement propensity
+    upgrades = rng.random(n_users) < 1 / (1 + np.exp(-(drive - 3.0)))
+    wait = np.where(rng.random(n_users) < 0.45, 0, rng.exponential(12, n_users).astype(int))
+    bought = reg + pd.to_timedelta(wait, unit="D")
+    bought_ok = upgrades & (bought <= last)
+    info = pd.DataFrame(
+        {
+            "student_id": ids,
+            "student_country": rng.choice(["IN", "US", "NA", "GB"], n_users),
+            "date_registered": reg.strftime("%Y-%m-%d"),
+        }
+    )
+    purchases = pd.DataFrame(
+        {
+            "purchase_id": np.arange(bought_ok.sum()),
+            "student_id": ids[bought_ok],
+            "purchase_type": "Annual",
+            "date_purchased": bought[bought_ok].strftime("%Y-%m-%d"),
+        }
+    )
+    rows = []
+    for i in range(n_users):
+        span = max((last - reg[i]).days, 0)
+        k = rng.poisson(1 + 4 * drive[i])
+        days = np.sort(np.minimum(rng.exponential(8 + 10 * drive[i], k).astype(int), span))
+        rows += [
+            (
+                ids[i],
+                int(rng.integers(1, 6)),
+                round(float(rng.gamma(2, 5)), 1),
+                (reg[i] + pd.Timedelta(days=int(d))).strftime("%Y-%m-%d"),
+            )
+            for d in days
+        ]
+    rows.append((ids[0], 1, 1.0, end))  # the data run to `end`
+    learning = pd.DataFrame(rows, columns=["student_id", "course_id", "minutes_watched", "date_watched"])
+    learning = learning.drop_duplicates(["student_id", "course_id", "date_watched"])
+    eng = learning.drop_duplicates(["student_id", "date_watched"]).reset_index(drop=True)
+    engagement = pd.DataFrame(
+        {
+            "engagement_id": np.arange(len(eng)),
+            "student_id": eng["student_id"],
+            "engagement_quizzes": rng.integers(0, 2, len(eng)),
+            "engagement_exams": rng.integers(0, 2, len(eng)),
+            "engagement_lessons": 1,
+            "date_engaged": eng["date_watched"],
+        }
+    )
+    ex = eng.sample(frac=0.2, random_state=seed).reset_index(drop=True)
+    exams = pd.DataFrame(
+        {
+            "exam_attempt_id": np.arange(len(ex)),
+            "student_id": ex["student_id"],
+            "exam_id": rng.integers(1, 30, len(ex)),
+            "exam_result": rng.integers(0, 101, len(ex)),
+            "exam_completion_time": rng.gamma(2, 4, len(ex)).round(2),
+            "date_exam_completed": ex["date_watched"],
+        }
+    )
+    hub = eng.sample(frac=0.02, random_state=seed + 1).reset_index(drop=True)
+    questions = pd.DataFrame(
+        {
+            "hub_question_id": np.arange(len(hub)),
+            "student_id": hub["student_id"],
+            "date_question_asked": hub["date_watched"],
+        }
+    )
+    rt = eng.sample(frac=0.03, random_state=seed + 2).reset_index(drop=True)
+    ratings = pd.DataFrame(
+        {
+            "course_id": rng.integers(1, 6, len(rt)),
+            "student_id": rt["student_id"],
+            "course_rating": rng.integers(1, 6, len(rt)),
+            "date_rated": rt["date_watched"],
+        }
+    )
+    quizzes = pd.DataFrame({"student_id": ids[:50], "quiz_id": 1, "question_id": 2, "answer_id": 3})
+    for name, df in [
+        ("365_student_info", info),
+        ("365_student_purchases", purchases),
+        ("365_student_learning", learning),
+        ("365_student_engagement", engagement),
+        ("365_student_exams", exams),
+        ("365_student_hub_questions", questions),
+        ("365_course_ratings", ratings),
+        ("365_student_quizzes", quizzes),
+    ]:
+        df.to_csv(folder / f"{name}.csv", index=False)
+    return folder

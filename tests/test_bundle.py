@@ -12,53 +12,27 @@ import pytest
 import skops.io as sio
 from sklearn.preprocessing import FunctionTransformer, MinMaxScaler
 
-from conftest import synthetic_frame
-from upgrade_predictor import bundle, config, dataset, models, profile
+from conftest import fit_bundle, synthetic_frame
+from upgrade_predictor import bundle, config, dataset, models
+from upgrade_predictor.bundle import BundleMetadata
 from upgrade_predictor.errors import InputError
-
-
-def make_bundle(
-    folder: Path,
-    family: str = "gbm",
-    strategy: str = "none",
-    calibrate: bool = False,
-    n: int = 800,
-    threshold: float = 0.4,
-    id_column: str | None = None,
-) -> Path:
-    """Fit a small pipeline on a synthetic frame and save it as training does."""
-    folder.mkdir(parents=True, exist_ok=True)
-    frame = synthetic_frame(n, seed=1)
-    if id_column:
-        frame.insert(0, id_column, [f"u{i}" for i in range(n)])
-    csv = folder / "train.csv"
-    frame.to_csv(csv, index=False)
-    ds = dataset.load_dataset(csv, id_column=id_column)
-    pipe = models.build_pipeline(ds.schema, family, strategy)
-    est = models.calibrated(pipe) if calibrate else pipe
-    est.fit(ds.X, ds.y)
-    p = est.predict_proba(ds.X)[:, 1]
-    meta = {
-        "schema": ds.schema.to_dict(),
-        "threshold": threshold,
-        "key": f"{family}/{strategy}",
-        "family": family,
-        "strategy": strategy,
-        "calibrated": calibrate,
-        "training": {
-            "source": ds.source,
-            "fingerprint": ds.fingerprint,
-            "rows": ds.n,
-            "positive_share": float(ds.y.mean()),
-        },
-        "reference_profile": profile.reference_profile(ds.X, p, ds.schema),
-    }
-    return bundle.save_bundle(folder / f"{family}_{strategy}{'_cal' if calibrate else ''}.zip", est, meta, "")
+from upgrade_predictor.schema import Schema
 
 
 @pytest.fixture(scope="module")
-def gbm_bundle(tmp_path_factory) -> Path:
-    return make_bundle(tmp_path_factory.mktemp("bundle"))
+def fitted(tmp_path_factory):
+    return fit_bundle(tmp_path_factory.mktemp("bundle"))
+
+
+@pytest.fixture(scope="module")
+def gbm_bundle(fitted) -> Path:
+    return fitted[0]
+
+
+def new_users(schema, n: int = 50, seed: int = 3):
+    return dataset.coerce(
+        synthetic_frame(n, seed=seed).drop(columns="purchased"), {c.name: c.kind for c in schema.columns}
+    )
 
 
 def _rewrite(src: Path, dst: Path, **replace) -> Path:
@@ -71,16 +45,50 @@ def _rewrite(src: Path, dst: Path, **replace) -> Path:
     return dst
 
 
-def test_round_trip_keeps_predictions_and_writes_a_card(gbm_bundle):
-    b = bundle.load_bundle(gbm_bundle)
-    X = dataset.coerce(
-        synthetic_frame(50, seed=3).drop(columns="purchased"), {c.name: c.kind for c in b.schema.columns}
-    )
+def test_round_trip_keeps_predictions_and_writes_a_card(fitted):
+    path, original = fitted
+    b = bundle.load_bundle(path)
+    X = new_users(b.schema)
     p = b.pipeline.predict_proba(X)[:, 1]
     assert p.shape == (50,) and np.all((p >= 0) & (p <= 1))
+    np.testing.assert_array_equal(p, original.predict_proba(X)[:, 1])
     assert b.threshold == 0.4
     assert "Decision threshold: 0.4" in b.card and "Caveats" in b.card
-    assert b.metadata["pipeline_sha256"] and b.metadata["versions"]["scikit-learn"]
+    assert b.metadata.pipeline_sha256 and b.metadata.versions["scikit-learn"]
+
+
+def test_metadata_is_typed_and_round_trips_through_metadata_json(gbm_bundle, tmp_path):
+    meta = bundle.read_metadata(gbm_bundle)
+    assert isinstance(meta, BundleMetadata)
+    assert (meta.family, meta.strategy, meta.threshold, meta.calibrated) == ("gbm", "none", 0.4, False)
+    assert meta.training is not None and meta.training.rows == 800
+    assert meta.schema.names == bundle.load_bundle(gbm_bundle).schema.names
+    with zipfile.ZipFile(gbm_bundle) as z:
+        raw = json.loads(z.read(bundle.METADATA_FILE))
+    assert meta.to_dict() == raw  # the same metadata.json, key for key
+    assert BundleMetadata.from_dict(raw) == meta
+    # A typed metadata saves like the dict training passes; unknown keys are kept.
+    again = bundle.save_bundle(
+        tmp_path / "again.zip",
+        bundle.load_bundle(gbm_bundle).pipeline,
+        BundleMetadata.from_dict({**raw, "note": 1}),
+        "",
+    )
+    assert bundle.read_metadata(again).extra == {"note": 1}
+
+
+@pytest.mark.parametrize("drop", ["threshold", "schema"])
+def test_metadata_without_threshold_or_schema_says_to_retrain(gbm_bundle, tmp_path, drop):
+    with zipfile.ZipFile(gbm_bundle) as z:
+        meta = json.loads(z.read(bundle.METADATA_FILE))
+    meta.pop(drop)
+    old = _rewrite(gbm_bundle, tmp_path / "old.zip", **{bundle.METADATA_FILE: json.dumps(meta).encode()})
+    with pytest.raises(InputError, match=f"no {drop}.*retrain"):
+        bundle.load_bundle(old)
+    meta = {**json.loads(zipfile.ZipFile(gbm_bundle).read(bundle.METADATA_FILE)), "threshold": "high"}
+    bad = _rewrite(gbm_bundle, tmp_path / "bad.zip", **{bundle.METADATA_FILE: json.dumps(meta).encode()})
+    with pytest.raises(InputError, match="retrain"):
+        bundle.read_metadata(bad)
 
 
 def test_altered_model_is_refused(gbm_bundle, tmp_path):
@@ -145,14 +153,16 @@ def test_incompatible_versions_are_refused(gbm_bundle, tmp_path):
 
 @pytest.mark.parametrize("family", config.FAMILIES)
 def test_every_family_saves_and_loads(family, tmp_path):
-    path = make_bundle(
+    path, original = fit_bundle(
         tmp_path,
         family=family,
         strategy="smote" if family == "gbm" else "none",
         calibrate=family == "gbm",
         n=300,
     )
-    assert bundle.load_bundle(path).pipeline is not None
+    loaded = bundle.load_bundle(path)
+    X = new_users(loaded.schema, n=200)
+    np.testing.assert_array_equal(loaded.pipeline.predict_proba(X), original.predict_proba(X))
 
 
 def test_reference_recipe_saves_and_loads(tmp_path):
@@ -161,5 +171,10 @@ def test_reference_recipe_saves_and_loads(tmp_path):
         ds_frame.drop(columns="purchased"), dataset.infer_kinds(ds_frame.drop(columns="purchased"))
     )
     ref = models.build_reference().fit(X, ds_frame["purchased"].to_numpy())
-    path = bundle.save_bundle(tmp_path / "ref.zip", ref, {"schema": {}, "threshold": 0.5}, "card")
-    assert bundle.load_bundle(path).card == "card"
+    schema = Schema.infer(X, dataset.infer_kinds(X), "purchased", "1", "0", None)
+    path = bundle.save_bundle(
+        tmp_path / "ref.zip", ref, {"schema": schema.to_dict(), "threshold": 0.5}, "card"
+    )
+    loaded = bundle.load_bundle(path)
+    assert loaded.card == "card"
+    np.testing.assert_array_equal(loaded.pipeline.predict_proba(X), ref.predict_proba(X))

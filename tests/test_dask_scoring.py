@@ -12,8 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import synthetic_frame
-from test_bundle import make_bundle
+from conftest import make_bundle, users_frame
 from upgrade_predictor.errors import InputError
 from upgrade_predictor.scoring import cluster
 from upgrade_predictor.scoring.batch import default_rejects_path, score_file
@@ -44,9 +43,7 @@ def bundles(tmp_path_factory) -> dict[str, Path]:
 
 
 def users(n: int, seed: int = 11) -> pd.DataFrame:
-    df = synthetic_frame(n, seed=seed).drop(columns="purchased")
-    df.insert(0, "user_id", [f"id{i:05d}" for i in range(n)])
-    return df
+    return users_frame(n, seed=seed, ids="user_id")
 
 
 def with_bad_rows(df: pd.DataFrame) -> pd.DataFrame:
@@ -259,3 +256,65 @@ def test_scoring_without_dask_imports_no_dask(bundles, tmp_path):
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr[-2000:]
     assert len(pd.read_csv(tmp_path / "o.csv")) == 100
+
+
+@pytest.mark.parametrize("fmt", ["parquet", "csv"])
+def test_folders_and_globs_score_alike_with_and_without_dask(fmt, bundles, client, tmp_path):
+    """The same parts, as a folder and as a glob, with --id on a bundle trained without one: the
+    single-machine and the Dask outputs agree row for row, ids and duplicate counts included."""
+    df = with_bad_rows(users(3000))
+    df.loc[[100, 2500], "user_id"] = "id00042"  # two repeats of one id, in other parts
+    (tmp_path / "lake").mkdir()
+    for i, s in enumerate(range(0, 3000, 700)):
+        part = df.iloc[s : s + 700]
+        if fmt == "parquet":
+            part.astype({c: str for c in ("minutes_watched", "courses_started")}).replace(
+                "None", None
+            ).to_parquet(tmp_path / "lake" / f"users-{i}.parquet", index=False)
+        else:
+            part.to_csv(tmp_path / "lake" / f"users-{i}.csv", index=False)
+    whole_ref, _ = single(
+        bundles["gbm"], _whole(df, tmp_path), tmp_path / "whole.parquet", id_column="user_id"
+    )
+    for data, name in ((tmp_path / "lake", "folder"), (str(tmp_path / "lake" / f"users-*.{fmt}"), "glob")):
+        res_single = score_file(
+            Scorer.load(bundles["gbm"]), data, tmp_path / f"{name}.parquet", id_column="user_id"
+        )
+        ref = pd.read_parquet(tmp_path / f"{name}.parquet")
+        ref_rej = pd.read_csv(
+            default_rejects_path(tmp_path / f"{name}.parquet"), keep_default_na=False, dtype=str
+        )
+        res = cluster.score_dataset(
+            bundles["gbm"], data, tmp_path / f"out-{name}", client=client, id_column="user_id"
+        )
+        assert res.partitions == 5 and res.files == res_single.files == 5
+        got, got_rej = on_dask(tmp_path / f"out-{name}")
+        assert list(got.columns) == ["row", "user_id", "probability", "decision", "rank"]
+        assert_same_list(ref, got)
+        assert_same_list(whole_ref, got)  # parts numbered as the whole file's rows
+        assert_same_rejects(ref_rej, got_rej)
+        assert list(got_rej.columns[:2]) == ["row", "user_id"]
+        assert res.duplicate_ids == res_single.duplicate_ids == 2
+        assert (res.rows, res.rejected) == (res_single.rows, res_single.rejected) == (3000, 5)
+
+
+def _whole(df: pd.DataFrame, tmp_path: Path) -> Path:
+    path = tmp_path / "whole.csv"
+    df.to_csv(path, index=False)
+    return path
+
+
+def test_carried_columns_and_an_id_named_like_a_staging_column(bundles, client, tmp_path):
+    df = users(1200).rename(columns={"user_id": "part"})
+    df["p"] = np.arange(1200) % 7  # carried; named like the probability the cluster stages
+    df.loc[9, "minutes_watched"] = -1.0
+    df.to_csv(tmp_path / "u.csv", index=False)
+    kw = {"id_column": "part", "carry": ["p"]}
+    ref, ref_rej = single(bundles["gbm"], tmp_path / "u.csv", tmp_path / "single.parquet", **kw)
+    cluster.score_dataset(
+        bundles["gbm"], tmp_path / "u.csv", tmp_path / "out", client=client, blocksize=8_000, **kw
+    )
+    got, got_rej = on_dask(tmp_path / "out")
+    assert list(got.columns) == ["row", "part", "p", "probability", "decision", "rank"]
+    assert_same_list(ref, got)
+    assert_same_rejects(ref_rej, got_rej)

@@ -95,3 +95,37 @@ def test_empty_missing_and_unreadable_files(tmp_path):
     (tmp_path / "bad.parquet").write_bytes(b"PAR1 not really parquet")
     with pytest.raises(InputError, match="cannot be read"):
         read_table(tmp_path / "bad.parquet")
+
+
+def test_gzipped_csv_reads_like_plain_whatever_its_name(tmp_path):
+    df = synthetic_frame(50)
+    df.to_csv(tmp_path / "a.csv", index=False)
+    df.to_csv(tmp_path / "a.csv.gz", index=False)
+    (tmp_path / "a.gz.data").write_bytes((tmp_path / "a.csv.gz").read_bytes())  # gzip known by its bytes
+    plain = read_table(tmp_path / "a.csv")
+    for name in ("a.csv.gz", "a.gz.data"):
+        pd.testing.assert_frame_equal(read_table(tmp_path / name), plain)
+    assert (plain["student_country"] == "NA").sum() == (df["student_country"] == "NA").sum()
+
+
+def test_input_files_takes_parts_in_name_order_and_skips_bookkeeping(tmp_path):
+    from upgrade_predictor.sources.tables import input_files
+
+    df = synthetic_frame(30)
+    for name in ("b.csv", "a.csv", "c.csv.gz"):
+        df.to_csv(tmp_path / name, index=False)
+    (tmp_path / "_SUCCESS").write_text("")
+    (tmp_path / ".a.csv.crc").write_text("x")
+    (tmp_path / "notes.md").write_text("x")
+    with pytest.raises(InputError, match=r"mixes formats \(a.csv is csv; c.csv.gz is csv.gz\)"):
+        input_files(tmp_path)
+    (tmp_path / "c.csv.gz").unlink()
+    inputs = input_files(tmp_path)
+    assert [f.name for f in inputs.files] == ["a.csv", "b.csv"] and inputs.format == "csv"
+    assert [f.name for f in input_files(str(tmp_path / "*.csv")).files] == ["a.csv", "b.csv"]
+    df.to_csv(tmp_path / "c.csv", index=False, sep=";")
+    with pytest.raises(InputError, match=r"c.csv: separates cells with ';' but a.csv with ','"):
+        input_files(tmp_path)
+    (tmp_path / "d.csv").write_text("")
+    with pytest.raises(InputError, match="d.csv: the file is empty"):
+        input_files(tmp_path)

@@ -10,8 +10,7 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from conftest import synthetic_frame
-from test_bundle import make_bundle
+from conftest import make_bundle, synthetic_frame
 from upgrade_predictor import drift, profile
 from upgrade_predictor.cli import app
 from upgrade_predictor.dataset import load_dataset
@@ -87,7 +86,7 @@ def test_drift_without_a_profile_is_an_input_error(bundle_path, tmp_path):
     from upgrade_predictor.errors import InputError
 
     scorer = Scorer.load(bundle_path)
-    scorer.bundle.metadata.pop("reference_profile")
+    scorer.bundle.metadata.reference_profile = None
     pd.DataFrame([{"a": 1}]).to_csv(tmp_path / "x.csv", index=False)
     with pytest.raises(InputError, match="reference profile"):
         drift.check_file(scorer, tmp_path / "x.csv")
@@ -104,3 +103,28 @@ def test_batch_by_batch_equals_all_at_once(synthetic_csv):
     parts = tally.report()
     assert parts["score"].pop("mean") == pytest.approx(whole["score"].pop("mean"))
     assert parts == whole
+
+
+def test_a_folder_of_parts_drifts_like_the_whole_file_and_names_rejects_by_id(bundle_path, tmp_path):
+    df = synthetic_frame(900, seed=4).drop(columns="purchased")
+    df.insert(0, "user_id", [f"u{i}" for i in range(900)])
+    df.loc[[10, 700], "minutes_watched"] = -5.0
+    df.loc[500, "user_id"] = "u3"
+    df.to_csv(tmp_path / "whole.csv", index=False)
+    (tmp_path / "parts").mkdir()
+    for i, s in enumerate(range(0, 900, 400)):
+        df.iloc[s : s + 400].to_parquet(tmp_path / "parts" / f"p{i}.parquet", index=False)
+    scorer = Scorer.load(bundle_path)
+    whole = drift.check_file(scorer, tmp_path / "whole.csv", id_column="user_id")
+    parts = drift.check_file(scorer, tmp_path / "parts", id_column="user_id")
+    for key in ("source", "files"):
+        whole.pop(key), parts.pop(key)
+    assert parts["score"].pop("mean") == pytest.approx(whole["score"].pop("mean"))
+    assert parts == whole
+    assert whole["rows_rejected"] == 2 and whole["duplicate_ids"] == 1
+    assert whole["rejected_rows"] == [
+        {"row": 10, "user_id": "u10", "column": "minutes_watched", "reason": "minutes_watched is negative"},
+        {"row": 700, "user_id": "u700", "column": "minutes_watched", "reason": "minutes_watched is negative"},
+    ]
+    plain = drift.check_file(scorer, tmp_path / "whole.csv")  # without --id: rows by number only
+    assert plain["id_column"] is None and "user_id" not in plain["rejected_rows"][0]

@@ -19,9 +19,9 @@ from upgrade_predictor.forecast.design import (
     label_rows,
     rolling_origins,
     time_split,
-    user_folds,
     users_from_tables,
 )
+from upgrade_predictor.training.protocol import cv_folds
 
 REG = date(2022, 3, 1)
 
@@ -227,7 +227,9 @@ def test_rolling_origins_are_ordered_and_each_has_a_gap() -> None:
 def test_user_folds_never_split_a_user() -> None:
     users, end = synthetic_users()
     d = build_design(users, end)
-    folds = user_folds(d.rows, d.rows["label"], n_splits=3, seed=1, repeats=2)
+    budget = config.Budget("t", cv_splits=3, cv_repeats=2, tune_families=1, trials=1, timeout_s=1)
+    # The events protocol folds its rows with the training code's grouped folds, grouped by user.
+    folds = cv_folds(d.rows["label"].to_numpy(), d.rows["user_id"].to_numpy(), budget, seed=1)
     assert [r for r, _, _ in folds] == [0, 0, 0, 1, 1, 1]
     ids = d.rows["user_id"].to_numpy()
     for r in (0, 1):

@@ -14,8 +14,9 @@ from sklearn.model_selection import StratifiedKFold, cross_val_predict, train_te
 from upgrade_predictor import audit, bundle, config, dataset, evaluation, features, models
 from upgrade_predictor.errors import InputError
 from upgrade_predictor.files import write_json_atomic
-from upgrade_predictor.reporting import insights
+from upgrade_predictor.reporting import drivers, insights, segments
 from upgrade_predictor.training import runs
+from upgrade_predictor.training.metrics import Chosen, NoLeak, Reference, RunMetrics, Split, Threshold
 
 LEAKY = "days_on_platform"
 
@@ -32,7 +33,7 @@ def fabricate_run(
     Xtr, ytr, Xte, yte = ds.X.iloc[tr], ds.y[tr], ds.X.iloc[te], ds.y[te]
     cv = StratifiedKFold(3, shuffle=True, random_state=config.SEED)
     rep = audit.audit(ds)
-    flagged = [c for c in rep["leakage_flags"] if c in ds.X.columns]
+    flagged = [c for c in rep.leakage_flags if c in ds.X.columns]
 
     oof, rows = {}, []
     for fam, strat in families:
@@ -96,42 +97,33 @@ def fabricate_run(
     cvp = pd.DataFrame({"row": tr, "y": ytr, **oof})
     cvp.to_parquet(out / "cv_predictions.parquet")
 
-    cv_chosen = board.set_index("key").loc[chosen].filter(regex="_(mean|sd)$").to_dict()
-    test = evaluation.scores(yte, p_all[te], thr)
-    metrics = {
-        "chosen": {
-            "key": chosen,
-            "family": "gbm",
-            "strategy": "none",
-            "params": models.FAMILIES["gbm"].defaults,
-            "label": models.FAMILIES["gbm"].label,
-            "calibrated": False,
-        },
-        "threshold": {"value": thr, "objective": "f1"},
-        "train": evaluation.scores(ytr, p_all[tr], thr),
-        "test": test,
-        "cv": cv_chosen,
-        "split": {
-            "n_train": len(tr),
-            "n_test": len(te),
-            "seed": config.SEED,
-            "test_size": 0.2,
-            "group_duplicates": False,
-        },
-        "reference": {
-            "test": evaluation.scores(yte, pred.loc[te, "p_reference"].to_numpy()),
-            "cv": board.set_index("key").loc["reference"].filter(regex="_(mean|sd)$").to_dict(),
-        },
-        "tuning": {},
-        "no_leak": {
-            "excluded": flagged,
-            "test": evaluation.scores(yte, p_nl[te], thr_nl),
-            "cv": evaluation.summarise([evaluation.scores(ytr[f], oof_nl[f]) for _, f in cv.split(Xtr, ytr)]),
-            "threshold": thr_nl,
-        },
-    }
-    write_json_atomic(out / "metrics.json", metrics)
-    write_json_atomic(out / "audit.json", rep)
+    cv_of = board.set_index("key").filter(regex="_(mean|sd)$")
+    gbm = models.FAMILIES["gbm"]
+    metrics = RunMetrics(
+        chosen=Chosen(chosen, "gbm", "none", gbm.defaults, gbm.label, False),
+        objective="pr_auc",
+        threshold=Threshold(thr, "f1"),
+        train=evaluation.scores(ytr, p_all[tr], thr),
+        test=evaluation.scores(yte, p_all[te], thr),
+        cv=cv_of.loc[chosen].to_dict(),
+        split=Split(len(tr), len(te), config.SEED, 0.2, False, cv.get_n_splits(), 1),
+        reference=Reference(
+            evaluation.scores(yte, pred.loc[te, "p_reference"].to_numpy()),
+            cv_of.loc["reference"].to_dict(),
+            0.5,
+        ),
+        no_leak=NoLeak(
+            flagged,
+            evaluation.scores(yte, p_nl[te], thr_nl),
+            evaluation.scores(ytr, p_nl[tr], thr_nl),
+            evaluation.summarise([evaluation.scores(ytr[f], oof_nl[f]) for _, f in cv.split(Xtr, ytr)]),
+            thr_nl,
+        )
+        if flagged
+        else None,
+    )
+    write_json_atomic(out / "metrics.json", metrics.to_dict())
+    write_json_atomic(out / "audit.json", rep.to_dict())
     write_json_atomic(
         out / "run.json",
         {
@@ -220,23 +212,23 @@ def test_shap_by_column_adds_up_to_the_model_margin():
     kinds = {c: ("categorical" if c == "country" else "numeric") for c in X.columns}
     schema = Schema.infer(X, kinds, "y", "1", "0", None)
     pipe = models.build_pipeline(schema, "gbm", "none", {"n_estimators": 60}).fit(X, y)
-    b = Bundle(pipe, {"family": "gbm", "schema": schema.to_dict()}, "")
-    out = insights.shap_by_column(b, X, seed=1, rows=300)
-    assert out["values"].shape == (300, 4) and out["columns"] == list(X.columns)
+    b = Bundle(pipe, {"family": "gbm", "schema": schema.to_dict(), "threshold": 0.5}, "")
+    out = drivers.shap_by_column(b, X, seed=1, rows=300)
+    assert out.values.shape == (300, 4) and out.columns == list(X.columns)
     import shap
 
     model = pipe.steps[-1][1]
-    Z = pipe[:-1].transform(out["X"])
+    Z = pipe[:-1].transform(out.X)
     margin = model.predict(Z, raw_score=True)
     base = shap.TreeExplainer(model).expected_value
     base = base[-1] if np.ndim(base) else base
     # SHAP is additive: summing one-hot and ratio columns back keeps each row's total.
-    np.testing.assert_allclose(out["values"].sum(axis=1) + base, margin, atol=1e-6)
-    top = out["importance"]["name"].iloc[0]
+    np.testing.assert_allclose(out.values.sum(axis=1) + base, margin, atol=1e-6)
+    top = out.importance["name"].iloc[0]
     assert top == "minutes_watched"  # the column the label was drawn from
     assert (
-        out["importance"].set_index("name").loc["days_on_platform", "mean_abs"]
-        < out["importance"].set_index("name").loc["country", "mean_abs"]
+        out.importance.set_index("name").loc["days_on_platform", "mean_abs"]
+        < out.importance.set_index("name").loc["country", "mean_abs"]
     )
 
 
@@ -245,8 +237,8 @@ def test_logit_table_recovers_a_known_odds_ratio():
     n = 20000
     X = pd.DataFrame({"a": rng.exponential(20, n), "noise": rng.exponential(5, n)})
     y = (rng.random(n) < 1 / (1 + np.exp(-(-3 + 0.8 * np.log2(1 + X["a"]))))).astype(int)
-    out = insights.logit_table(X, y.to_numpy(), ["a", "noise"])
-    t = out["table"].set_index("name")
+    out = drivers.logit_table(X, y.to_numpy(), ["a", "noise"])
+    t = out.table.set_index("name")
     assert list(t.index) == ["const", "a", "noise"]
     assert t.loc["a", "low"] <= np.exp(0.8) <= t.loc["a", "high"]
     assert t.loc["a", "p_value"] < 1e-10
@@ -257,13 +249,13 @@ def test_tree_rules_find_the_planted_threshold():
     rng = np.random.default_rng(4)
     X = pd.DataFrame({"x": rng.uniform(0, 10, 4000), "z": rng.uniform(0, 10, 4000)})
     y = ((X["x"] > 7) & (rng.random(4000) < 0.8)).astype(int).to_numpy()
-    out = insights.tree_rules(X[:3000], y[:3000], X[3000:], y[3000:], ["x", "z"], seed=0, depth=1)
-    assert len(out["table"]) == 2
-    best = out["table"].iloc[0]
+    out = drivers.tree_rules(X[:3000], y[:3000], X[3000:], y[3000:], ["x", "z"], seed=0, depth=1)
+    assert len(out.table) == 2
+    best = out.table.iloc[0]
     assert best["rule"].startswith("x > ") and abs(float(best["rule"][4:]) - 7) < 0.2
     assert 0.7 <= best["test_rate"] <= 0.9 and best["low"] <= best["test_rate"] <= best["high"]
-    assert out["table"]["test_rows"].sum() == 1000
-    assert out["test_roc_auc"] > 0.85
+    assert out.table["test_rows"].sum() == 1000
+    assert out.test_roc_auc > 0.85
 
 
 def test_auc_interval_matches_sklearn_and_refuses_tiny_groups():
@@ -272,10 +264,10 @@ def test_auc_interval_matches_sklearn_and_refuses_tiny_groups():
     rng = np.random.default_rng(5)
     y = rng.integers(0, 2, 400)
     p = np.clip(y * 0.3 + rng.random(400), 0, None)
-    auc, lo, hi = insights.auc_interval(y, p, seed=0)
+    auc, lo, hi = segments.auc_interval(y, p, seed=0)
     assert auc == pytest.approx(roc_auc_score(y, p))
     assert lo < auc < hi and hi - lo < 0.2
-    assert np.isnan(insights.auc_interval(np.r_[1, 1, np.zeros(50)], rng.random(52), seed=0)[0])
+    assert np.isnan(segments.auc_interval(np.r_[1, 1, np.zeros(50)], rng.random(52), seed=0)[0])
 
 
 def test_load_run_rejects_missing_and_incomplete_folders(tmp_path):
@@ -284,6 +276,126 @@ def test_load_run_rejects_missing_and_incomplete_folders(tmp_path):
     (tmp_path / "metrics.json").write_text("{}")
     with pytest.raises(InputError, match="missing run.json"):
         runs.load_run(tmp_path)
+
+
+def _old_scores(v: float) -> dict:
+    names = [
+        "accuracy",
+        "balanced_accuracy",
+        "precision",
+        "recall",
+        "f1",
+        "roc_auc",
+        "pr_auc",
+        "brier",
+        "log_loss",
+    ]
+    return {**{k: v for k in names}, "threshold": 0.5}
+
+
+def write_old_run(out: Path, data: Path) -> None:
+    """A run folder as training wrote it before results were typed: the JSON files spelt out by hand."""
+    out.mkdir()
+    ds = dataset.load_dataset(data)
+    pipe = models.build_pipeline(ds.schema, "logreg", "none").fit(ds.X, ds.y)
+    meta = {"schema": ds.schema.to_dict(), "threshold": 0.5, "key": "logreg/none", "family": "logreg"}
+    bundle.save_bundle(out / "model.zip", pipe, {**meta, "strategy": "none", "params": {}, "label": "lr"}, "")
+    rows = np.arange(ds.n)
+    p = pipe.predict_proba(ds.X)[:, 1]
+    sets = np.where(rows % 5 == 0, "test", "train")
+    pd.DataFrame({"row": rows, "set": sets, "y": ds.y, "oof": p, "p": p}).to_parquet(
+        out / "predictions.parquet"
+    )
+    pd.DataFrame({"row": rows, "y": ds.y, "logreg/none": p}).to_parquet(out / "cv_predictions.parquet")
+    pd.DataFrame({"key": ["logreg/none"], "rank": [1]}).to_csv(out / "leaderboard.csv", index=False)
+    run_json = {
+        "data": str(data), "target": "purchased", "budget": "quick", "seed": 7, "id_column": None,
+        "positive": None, "numeric": [], "categorical": [], "exclude": [], "test_size": 0.2,
+        "group_duplicates": False, "families": ["logreg"], "strategies": ["none"], "objective": "pr_auc",
+        "threshold": "f1", "offer_cost": 4.0, "upgrade_value": 90.0, "jobs": 2, "report": True, "dask": None,
+        "threshold_objective": "f1", "fingerprint": ds.fingerprint, "started": "2026-11-01T10:00:00",
+        "duration_s": 12.5,
+    }  # fmt: skip
+    audit_json = {
+        "source": str(data), "fingerprint": ds.fingerprint, "rows": ds.n, "columns": 2,
+        "target": "purchased", "positive_label": "1",
+        "class_balance": {"positive": 3, "negative": 7, "positive_share": 0.3},
+        "missing_cells": 0, "exact_duplicates": 1, "conflicting_groups": 0, "conflicting_rows": 0,
+        "feature_columns": [
+            {"name": "student_country", "kind": "categorical", "missing": 0, "distinct": 7,
+             "rare_categories": 2, "rare_rows": 30, "top": {"US": 180, "NA": 60},
+             "univariate_auc": 0.55, "leakage_flag": False},
+            {"name": "days_on_platform", "kind": "numeric", "missing": 0, "min": 0.0, "median": 150.0,
+             "p99": 296.0, "max": 299.0, "skew": 0.1, "zeros_share": 0.01, "heavy_tail": False,
+             "univariate_auc": 0.93, "leakage_flag": True},
+        ],
+        "leakage_flags": ["days_on_platform"],
+        "warnings": ["possible leakage: days_on_platform alone reaches ROC AUC 0.930."],
+    }  # fmt: skip
+    metrics_json = {
+        "chosen": {"key": "logreg/none", "family": "logreg", "strategy": "none", "params": {"C": 1.0},
+                   "label": "logistic regression", "calibrated": False},
+        "objective": "pr_auc",
+        "threshold": {"value": 0.31, "objective": "f1"},
+        "train": _old_scores(0.8), "test": _old_scores(0.7),
+        "cv": {"pr_auc_mean": 0.75, "pr_auc_sd": 0.02},
+        "split": {"n_train": 480, "n_test": 120, "seed": 7, "test_size": 0.2, "group_duplicates": False,
+                  "cv_splits": 3, "cv_repeats": 1},
+        "tuning": {},
+        "reference": {"test": _old_scores(0.6), "cv": {"pr_auc_mean": 0.6}, "threshold": 0.5},
+    }  # fmt: skip
+    for name, d in (("run.json", run_json), ("audit.json", audit_json), ("metrics.json", metrics_json)):
+        (out / name).write_text(json.dumps(d, indent=2))
+
+
+def test_a_run_folder_written_before_typed_results_still_loads(tmp_path, synthetic_csv):
+    write_old_run(tmp_path / "run", synthetic_csv)
+    run = runs.load_run(tmp_path / "run")
+    assert (run.info.seed, run.info.offer_cost, run.info.upgrade_value, run.info.budget) == (
+        7,
+        4.0,
+        90.0,
+        "quick",
+    )
+    assert run.info.extra["families"] == ["logreg"] and run.info.data == str(synthetic_csv)
+    assert run.audit.leakage_flags == ["days_on_platform"] and run.audit.exact_duplicates == 1
+    country, days = run.audit.feature_columns
+    assert country.categorical.top == {"US": 180, "NA": 60} and country.numeric is None
+    assert days.numeric.p99 == 296.0 and days.leakage_flag and not days.heavy_tail
+    assert run.metrics.test.pr_auc == 0.7 and run.metrics.reference.threshold == 0.5
+    assert run.metrics.threshold.value == 0.31 and run.metrics.no_leak is None
+    assert run.leaky == [] and len(run.rows("test")) == 120
+
+
+@pytest.mark.parametrize(
+    "name, content, message",
+    [
+        ("run.json", "[1, 2]", r"run\.json: holds a JSON list, not the object"),
+        ("run.json", '{"seed": "seven"}', r"run\.json: not the settings of a run.*'seed' is 'seven'"),
+        ("run.json", '{"offer_cost": null}', r"run\.json: .*'offer_cost' is None, not a number"),
+        ("run.json", '{"numeric": "minutes"}', r"run\.json: not the settings of a run.*'numeric'"),
+        ("run.json", '{"group_duplicates": "no"}', r"run\.json: .*'group_duplicates'"),
+        ("audit.json", '"audit"', r"audit\.json: holds a JSON str"),
+        ("metrics.json", '{"chosen": {}}', r"metrics\.json: not the metrics of a run"),
+        ("metrics.json", "{", r"metrics\.json: damaged JSON"),
+    ],
+)
+def test_a_run_file_of_another_shape_says_how_to_retrain(tmp_path, name, content, message):
+    for f in runs.RUN_FILES:
+        (tmp_path / f).write_text("{}")
+    (tmp_path / "audit.json").write_text(json.dumps(_minimal_audit()))
+    (tmp_path / name).write_text(content)
+    with pytest.raises(InputError, match=message) as e:
+        runs.load_run(tmp_path)
+    assert str(tmp_path / name) in str(e.value) and "upgrade-predictor train" in str(e.value)
+
+
+def _minimal_audit() -> dict:
+    balance = {"positive": 1, "negative": 1, "positive_share": 0.5}
+    return {
+        "source": "d.csv", "fingerprint": "", "rows": 2, "columns": 0, "target": "y", "positive_label": "1",
+        "class_balance": balance, "feature_columns": [],
+    }  # fmt: skip
 
 
 # ---------------------------------------------------------------- on a run folder of the real data
@@ -305,25 +417,25 @@ def test_insights_on_the_real_data(run):
     ins = insights.build_insights(run)
     # The audit flags days_on_platform; the report must show the model without it and target with it.
     assert run.leaky == [LEAKY]
-    cav = ins["caveats"]
-    pr = {r["metric"]: r for r in cav["compare"]}["pr_auc"]
-    assert pr["test_with"] > pr["test_without"] + 0.2
-    assert ins["targeting"]["model"] == "no_leak"
+    cav = ins.caveats
+    pr = {r.metric: r for r in cav.compare}["pr_auc"]
+    assert pr.test_with > pr.test_without + 0.2
+    assert ins.targeting.model == "no_leak"
     # Drivers are per original column, not per one-hot column.
-    assert set(ins["drivers"]["shap"]["importance"]["name"]) == set(run.dataset.X.columns)
-    assert ins["drivers"]["permutation"]["name"].iloc[0] == LEAKY
-    assert LEAKY not in ins["drivers"]["tree"]["columns"]
+    assert set(ins.drivers.shap.importance["name"]) == set(run.dataset.X.columns)
+    assert ins.drivers.permutation["name"].iloc[0] == LEAKY
+    assert LEAKY not in ins.drivers.tree.columns
     # Segments: counts add up to the file, and every interval contains its rate.
-    seg = ins["segments"]["table"]
+    seg = ins.segments.table
     assert seg["rows"].sum() == run.dataset.n and seg["upgrades"].sum() == int(run.dataset.y.sum())
     assert ((seg["low"] <= seg["rate"]) & (seg["rate"] <= seg["high"])).all()
     # Targeting: the recommended cut-off beats the two alternatives on the data it was chosen on.
-    pol = ins["targeting"]["policies"].set_index("policy")
+    pol = ins.targeting.policies.set_index("policy")
     assert (
         pol.loc["half the offers", "offers"]
         < pol.loc["recommended", "offers"]
         < pol.loc["double the offers", "offers"]
     )
     assert ((pol["profit_low"] <= pol["profit"]) & (pol["profit"] <= pol["profit_high"])).all()
-    recs = ins["recommendations"]
-    assert 3 <= len(recs) <= 6 and all(r["anchor"] and any(ch.isdigit() for ch in r["text"]) for r in recs)
+    recs = ins.recommendations
+    assert 3 <= len(recs) <= 6 and all(r.anchor and any(ch.isdigit() for ch in r.text) for r in recs)

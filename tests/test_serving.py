@@ -10,8 +10,7 @@ import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
 
-from conftest import synthetic_frame
-from test_bundle import make_bundle
+from conftest import make_bundle, synthetic_frame
 from upgrade_predictor import serving
 from upgrade_predictor.scoring.batch import score_file
 from upgrade_predictor.scoring.scorer import Scorer
@@ -77,6 +76,7 @@ def test_explain_returns_three_signed_reasons(client):
         (json.dumps({**USER, "courses_started": True}), 422, "courses_started"),
         (json.dumps({**USER, "student_country": 7}), 422, "student_country"),
         (json.dumps({**USER, "minutes_watched": None}), 422, "minutes_watched"),
+        (json.dumps({**USER, "student_country": ""}), 422, "student_country"),
         (
             '{"student_country": "US", "days_on_platform": NaN, "minutes_watched": 1, "courses_started": 1, '
             '"practice_exams_started": 0, "practice_exams_passed": 0, "minutes_spent_on_exams": 0}',
@@ -111,3 +111,16 @@ def test_health_model_and_docs(client):
     spec = client.get("/openapi.json").json()
     assert "minutes_watched" in json.dumps(spec["components"]["schemas"])
     assert client.get("/docs").status_code == 200
+
+
+def test_fields_are_named_from_structured_problems_even_with_spaces(tmp_path):
+    path = make_bundle(tmp_path, rename={"student_country": "student country"})
+    client = TestClient(serving.create_app(Scorer.load(path)), raise_server_exceptions=False)
+    user = {**{k: v for k, v in USER.items() if k != "student_country"}, "student country": "US"}
+    assert client.post("/predict", json=user).status_code == 200
+    r = client.post("/predict", json=[user, {**user, "student country": None}])
+    assert r.status_code == 422
+    assert r.json()["details"] == [{"field": "[1].student country", "message": "student country is missing"}]
+    spec = client.get("/openapi.json").json()["components"]["schemas"]["User"]
+    assert set(spec["required"]) == {*USER} - {"student_country"} | {"student country"}
+    assert spec["properties"]["minutes_watched"]["minimum"] == 0

@@ -9,10 +9,11 @@ from __future__ import annotations
 import hashlib
 import json
 import zipfile
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, fields, replace
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import skops.io as sio
 
@@ -49,6 +50,7 @@ TRUSTED_TYPES = sorted(
         "pandas.core.indexes.base.Index",
         "scipy.sparse._csr.csr_matrix",
         "sklearn.calibration.CalibratedClassifierCV",
+        "sklearn.frozen._frozen.FrozenEstimator",
         "sklearn.calibration._CalibratedClassifier",
         "sklearn.calibration._SigmoidCalibration",
         "sklearn.compose._column_transformer.ColumnTransformer",
@@ -84,18 +86,132 @@ TRUSTED_TYPES = sorted(
 
 
 @dataclass
+class TrainingInfo:
+    """The data a model was fitted on."""
+
+    source: str | None = None
+    fingerprint: str | None = None  # sha256 of the training file
+    rows: int | None = None
+    positive_share: float | None = None
+    seed: int | None = None
+
+
+@dataclass
+class ModelMetrics:
+    """The chosen model's scores: cross-validated (mean and sd per metric), on training and on the test."""
+
+    cv: dict[str, float] = field(default_factory=dict)
+    test: dict[str, float] = field(default_factory=dict)
+    train: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class EventsInfo:
+    """How an events model builds its inputs: the label horizon, the feature windows, the data's last day."""
+
+    horizon: int
+    windows: list[int]
+    data_end: str
+
+
+@dataclass
+class BundleMetadata:
+    """metadata.json of a bundle: the input contract, the decision threshold, and how the model was made.
+
+    Keys this version does not know are kept in `extra` and written back unchanged."""
+
+    schema: Schema
+    threshold: float
+    threshold_objective: str | None = None
+    offer_cost: float | None = None
+    upgrade_value: float | None = None
+    key: str | None = None
+    family: str | None = None
+    strategy: str | None = None
+    params: dict[str, Any] = field(default_factory=dict)
+    label: str | None = None
+    calibrated: bool = False
+    metrics: ModelMetrics = field(default_factory=ModelMetrics)
+    training: TrainingInfo | None = None
+    excluded: list[str] = field(default_factory=list)
+    reference_profile: dict[str, Any] | None = None
+    versions: dict[str, str] = field(default_factory=dict)
+    created: str | None = None
+    format: str = FORMAT
+    format_version: int = FORMAT_VERSION
+    pipeline_sha256: str | None = None
+    events: EventsInfo | None = None  # set for a model trained on event tables
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)  # the schema, metrics and training info become plain dicts too
+        extra = d.pop("extra")
+        return {**d, **extra}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any], where: str | Path = METADATA_FILE) -> BundleMetadata:
+        """Read metadata as training writes it; a missing or malformed entry says to retrain."""
+        missing = [k for k in ("schema", "threshold") if k not in d]
+        try:
+            if missing:
+                raise ValueError(f"no {' or '.join(missing)}")
+            training = d.get("training")
+            metrics = d.get("metrics") or {}
+            return cls(
+                schema=Schema.from_dict(d["schema"]),
+                threshold=float(d["threshold"]),
+                threshold_objective=_opt(str, d.get("threshold_objective")),
+                offer_cost=_opt(float, d.get("offer_cost")),
+                upgrade_value=_opt(float, d.get("upgrade_value")),
+                key=_opt(str, d.get("key")),
+                family=_opt(str, d.get("family")),
+                strategy=_opt(str, d.get("strategy")),
+                params=dict(d.get("params") or {}),
+                label=_opt(str, d.get("label")),
+                calibrated=bool(d.get("calibrated", False)),
+                metrics=ModelMetrics(**{k: dict(v or {}) for k, v in metrics.items()}),
+                training=None if training is None else TrainingInfo(**training),
+                excluded=[str(c) for c in d.get("excluded") or []],
+                reference_profile=d.get("reference_profile"),
+                versions={str(k): str(v) for k, v in (d.get("versions") or {}).items()},
+                created=_opt(str, d.get("created")),
+                format=str(d.get("format", FORMAT)),
+                format_version=int(d.get("format_version", FORMAT_VERSION)),
+                pipeline_sha256=_opt(str, d.get("pipeline_sha256")),
+                events=None if d.get("events") is None else EventsInfo(**d["events"]),
+                extra={k: v for k, v in d.items() if k not in _FIELDS},
+            )
+        except (KeyError, TypeError, ValueError, AttributeError) as e:
+            raise InputError(
+                f"{where}: the bundle's metadata is not what this version writes ({type(e).__name__}: {e}); "
+                "retrain with 'upgrade-predictor train'"
+            ) from None
+
+
+_FIELDS = {f.name for f in fields(BundleMetadata)} - {"extra"}
+
+
+def _opt(kind: Callable[[Any], Any], value: Any) -> Any:
+    return None if value is None else kind(value)
+
+
+@dataclass
 class Bundle:
     pipeline: Any
-    metadata: dict
+    metadata: BundleMetadata
     card: str
+
+    def __post_init__(self) -> None:
+        if isinstance(self.metadata, dict):  # the form training and older callers build
+            self.metadata = BundleMetadata.from_dict(self.metadata)
 
     @property
     def schema(self) -> Schema:
-        return Schema.from_dict(self.metadata["schema"])
+        return self.metadata.schema
 
     @property
     def threshold(self) -> float:
-        return float(self.metadata["threshold"])
+        return self.metadata.threshold
 
 
 def library_versions() -> dict[str, str]:
@@ -115,34 +231,30 @@ def untrusted_in(pipeline_bytes: bytes) -> list[str]:
     return [t for t in sio.get_untrusted_types(data=pipeline_bytes) if t not in TRUSTED_TYPES]
 
 
-def model_card(metadata: dict) -> str:
+def model_card(m: BundleMetadata) -> str:
     """A short Markdown model card from the bundle's metadata (what, how well, on what, caveats)."""
-    m = metadata
-    cv = (m.get("metrics") or {}).get("cv") or {}
-    test = (m.get("metrics") or {}).get("test") or {}
-    training = m.get("training") or {}
-    schema = m.get("schema") or {}
-    lines = [f"# Model card: {m.get('label') or m.get('key') or 'upgrade model'}", ""]
+    cv, test = m.metrics.cv, m.metrics.test
+    schema = m.schema
+    lines = [f"# Model card: {m.label or m.key or 'upgrade model'}", ""]
     lines += [
-        f"- Predicts: probability that a free user upgrades ({schema.get('target', 'target')} = "
-        f"{schema.get('positive_label', '1')})",
-        f"- Model: {m.get('key', '?')} ({m.get('family', '?')}, imbalance strategy "
-        f"{m.get('strategy', '?')}{', Platt-calibrated' if m.get('calibrated') else ''})",
-        f"- Decision threshold: {m.get('threshold', '?')} ({m.get('threshold_objective', 'chosen in training')})",
-        f"- Created: {m.get('created', '?')}; libraries: "
-        + ", ".join(f"{k} {v}" for k, v in (m.get("versions") or {}).items()),
+        f"- Predicts: probability that a free user upgrades ({schema.target or 'target'} = "
+        f"{schema.positive_label or '1'})",
+        f"- Model: {m.key or '?'} ({m.family or '?'}, imbalance strategy "
+        f"{m.strategy or '?'}{', Platt-calibrated' if m.calibrated else ''})",
+        f"- Decision threshold: {m.threshold} ({m.threshold_objective or 'chosen in training'})",
+        f"- Created: {m.created or '?'}; libraries: " + ", ".join(f"{k} {v}" for k, v in m.versions.items()),
     ]
-    if training:
+    t = m.training
+    if t is not None:
+        share = f"{t.positive_share:.1%}" if t.positive_share is not None else "?"
         lines.append(
-            f"- Training data: {training.get('rows', '?')} rows of {training.get('source', '?')} "
-            f"(sha256 {str(training.get('fingerprint', ''))[:12]}...), positive share "
-            f"{training.get('positive_share', float('nan')):.1%}"
+            f"- Training data: {t.rows if t.rows is not None else '?'} rows of {t.source or '?'} "
+            f"(sha256 {(t.fingerprint or '')[:12]}...), positive share {share}"
         )
-    cols = schema.get("columns") or []
-    if cols:
-        lines.append("- Inputs: " + ", ".join(f"{c['name']} ({c['kind']})" for c in cols))
-    if m.get("excluded"):
-        lines.append(f"- Left out: {', '.join(m['excluded'])}")
+    if schema.columns:
+        lines.append("- Inputs: " + ", ".join(f"{c.name} ({c.kind})" for c in schema.columns))
+    if m.excluded:
+        lines.append(f"- Left out: {', '.join(m.excluded)}")
     lines += ["", "## Performance", "", "| metric | cross-validated | held-out test |", "| --- | --- | --- |"]
     for k in ("roc_auc", "pr_auc", "f1", "precision", "recall", "brier"):
         if f"{k}_mean" in cv or k in test:
@@ -162,34 +274,40 @@ def model_card(metadata: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def save_bundle(path: str | Path, pipeline: Any, metadata: dict, card: str) -> Path:
-    """Write the bundle atomically (temp file, then rename); an empty card is written from the metadata."""
+def save_bundle(
+    path: str | Path, pipeline: Any, metadata: BundleMetadata | dict[str, Any], card: str
+) -> Path:
+    """Write the bundle atomically (temp file, then rename); an empty card is written from the metadata.
+
+    `metadata` is typed, or the dict training builds (read as BundleMetadata.from_dict reads a file);
+    format, creation time, library versions and the pipeline's checksum are filled in here."""
     path = Path(path)
     blob = sio.dumps(pipeline)
     extra = untrusted_in(blob)
     if extra:  # a pipeline we could not load back is a bug here, not a user error
         raise RuntimeError(f"pipeline holds types missing from bundle.TRUSTED_TYPES: {extra}")
-    meta = {
-        "format": FORMAT,
-        "format_version": FORMAT_VERSION,
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "versions": library_versions(),
-        "pipeline_sha256": hashlib.sha256(blob).hexdigest(),
-        **metadata,
-    }
+    meta = BundleMetadata.from_dict(metadata) if isinstance(metadata, dict) else metadata
+    meta = replace(
+        meta,
+        format=FORMAT,
+        format_version=FORMAT_VERSION,
+        created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        versions=library_versions(),
+        pipeline_sha256=hashlib.sha256(blob).hexdigest(),
+    )
     card = card or model_card(meta)
-    write_atomic(path, lambda f: _write_zip(f, blob, meta, card))
+    write_atomic(path, lambda f: _write_zip(f, blob, meta.to_dict(), card))
     return path
 
 
-def _write_zip(f, blob: bytes, meta: dict, card: str) -> None:
+def _write_zip(f: IO[bytes], blob: bytes, meta: dict[str, Any], card: str) -> None:
     with zipfile.ZipFile(f, "w", compression=zipfile.ZIP_DEFLATED) as z:
         z.writestr(PIPELINE_FILE, blob)
         z.writestr(METADATA_FILE, json.dumps(meta, indent=2, default=str))
         z.writestr(CARD_FILE, card)
 
 
-def read_metadata(path: str | Path) -> dict:
+def read_metadata(path: str | Path) -> BundleMetadata:
     """The bundle's metadata without deserialising the model."""
     return _open(Path(path))[1]
 
@@ -198,7 +316,7 @@ def load_bundle(path: str | Path) -> Bundle:
     """Load a bundle, refusing pickles, tampering, untrusted types and incompatible versions."""
     path = Path(path)
     blob, meta, card = _open(path)
-    if hashlib.sha256(blob).hexdigest() != meta.get("pipeline_sha256"):
+    if hashlib.sha256(blob).hexdigest() != meta.pipeline_sha256:
         raise InputError(
             f"{path}: the model inside the bundle does not match its recorded checksum; "
             "the file was altered after training. Retrain or restore the original"
@@ -219,7 +337,7 @@ def load_bundle(path: str | Path) -> Bundle:
     return Bundle(pipeline, meta, card)
 
 
-def _open(path: Path) -> tuple[bytes, dict, str]:
+def _open(path: Path) -> tuple[bytes, BundleMetadata, str]:
     if not path.exists():
         raise InputError(f"{path}: no such model bundle")
     with open(path, "rb") as f:
@@ -245,14 +363,14 @@ def _open(path: Path) -> tuple[bytes, dict, str]:
             card = z.read(CARD_FILE).decode() if CARD_FILE in names else ""
     except (zipfile.BadZipFile, json.JSONDecodeError, UnicodeDecodeError) as e:
         raise InputError(f"{path}: the bundle is damaged ({e})") from None
-    if meta.get("format") != FORMAT:
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise InputError(f"{path}: not an upgrade-predictor bundle")
     if meta.get("format_version") != FORMAT_VERSION:
         raise InputError(
             f"{path}: bundle format {meta.get('format_version')} cannot be read by this version "
             f"(format {FORMAT_VERSION}); retrain with upgrade-predictor {__version__}"
         )
-    trained = meta.get("versions", {}).get("scikit-learn", "")
+    trained = str((meta.get("versions") or {}).get("scikit-learn", ""))
     current = library_versions().get("scikit-learn", "")
     if trained.split(".")[:2] != current.split(".")[:2]:
         raise InputError(
@@ -260,4 +378,4 @@ def _open(path: Path) -> tuple[bytes, dict, str]:
             "carry across scikit-learn minor versions. Retrain, or install the version it was "
             "trained with"
         )
-    return blob, meta, card
+    return blob, BundleMetadata.from_dict(meta, where=path), card

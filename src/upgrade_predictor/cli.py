@@ -15,11 +15,11 @@ from .console import error, plain, say, warn
 from .drift import check_file
 from .errors import InputError
 from .files import write_json_atomic
-from .reporting.report import build_report
-from .scoring.batch import score_file
+from .forecast.export import write_features
+from .forecast.score import score_events
+from .scoring.batch import BatchResult, score_file
 from .scoring.cluster import score_dataset
 from .scoring.scorer import Scorer
-from .serving import serve as run_server
 from .training.protocol import TrainConfig
 
 app = typer.Typer(
@@ -52,7 +52,7 @@ def train(
     ),
     target: str = typer.Option(config.TARGET, help="the binary label column"),
     out: Path | None = typer.Option(None, help="run folder [default: runs/<timestamp>]; never overwritten"),
-    budget: str = typer.Option("standard", help="quick | standard | thorough"),
+    budget: str = typer.Option(config.BUDGET, help="quick | standard | thorough"),
     seed: int = typer.Option(config.SEED, help="seed of the split, folds, samplers and tuning"),
     id: str | None = typer.Option(None, "--id", help="an id column: carried through, never a feature"),
     positive: str | None = typer.Option(None, help="the target value that counts as positive"),
@@ -68,19 +68,33 @@ def train(
         None, help=f"comma-separated subset of {','.join(config.STRATEGIES)}"
     ),
     objective: str = typer.Option(
-        "pr_auc", help="metric Optuna maximises (CV mean): pr_auc, roc_auc, f1, ..."
+        config.OBJECTIVE, help="metric Optuna maximises (CV mean): pr_auc, roc_auc, f1, ..."
     ),
-    threshold: str = typer.Option("f1", help="how the decision threshold is chosen: f1 | profit"),
+    threshold: str = typer.Option(config.THRESHOLD, help="how the decision threshold is chosen: f1 | profit"),
     offer_cost: float = typer.Option(config.OFFER_COST, help="cost of one offer (profit threshold, report)"),
     upgrade_value: float = typer.Option(config.UPGRADE_VALUE, help="value of one upgrade reached"),
-    jobs: int = typer.Option(2, help="parallel fits"),
+    jobs: int = typer.Option(config.JOBS, help="parallel fits"),
     report: bool = typer.Option(True, help="write report.html at the end"),
     force: bool = typer.Option(False, help="replace an existing --out folder"),
     dask: str | None = typer.Option(
         None, help="run the fits on a Dask cluster: a scheduler address, or 'local'"
     ),
+    events: Path | None = typer.Option(
+        None,
+        help="forecast from a folder of dated event tables instead of one table "
+        "(e.g. ../shared/data/365_events)",
+    ),
+    mapping: Path | None = typer.Option(
+        None, help="TOML mapping of the event tables [default: the 365 layout]"
+    ),
+    horizon: int = typer.Option(
+        config.HORIZON, help="with --events: days after the cutoff an upgrade counts"
+    ),
 ) -> None:
-    """Audit the data, compare models and imbalance strategies, tune, and save a model bundle."""
+    """Audit the data, compare models and imbalance strategies, tune, and save a model bundle.
+
+    With --events: point-in-time features of (user, cutoff) rows, a time-ordered backtest, and a forecast
+    of which of today's free users upgrade within --horizon days."""
     cfg = TrainConfig(
         data=data,
         target=target,
@@ -104,6 +118,9 @@ def train(
         report=report,
         force=force,
         dask=dask,
+        events=events,
+        mapping=mapping,
+        horizon=horizon,
     )
     api.train(cfg, console)
 
@@ -111,18 +128,39 @@ def train(
 # --- report command (insights and report modules) ---
 @app.command("report")
 def report_cmd(run_dir: Path = typer.Argument(..., help="a run folder written by 'train'")) -> None:
-    """Rebuild RUN_DIR/report.html from a saved run (reloads the data file named in run.json)."""
-    build_report(run_dir, console)
+    """Rebuild RUN_DIR/report.html from a saved run (a table run reloads the data file named in run.json)."""
+    api.report(run_dir, console)
 
 
 # --- scoring, serving and drift commands (scoring, serving and drift modules) ---
 
 
 @app.command()
+def features(
+    out: Path = typer.Option(..., "--out", help="the feature table to write (.csv or .parquet)"),
+    events: Path | None = typer.Option(
+        None, help="folder of dated event tables [default: ../shared/data/365_events]"
+    ),
+    as_of: str | None = typer.Option(
+        None, "--as-of", help="cutoff date YYYY-MM-DD [default: the day after the last event]"
+    ),
+    mapping: Path | None = typer.Option(
+        None, help="TOML mapping of the event tables [default: the 365 layout]"
+    ),
+    force: bool = typer.Option(False, help="replace an existing --out file"),
+) -> None:
+    """Write the point-in-time features of every user still free on --as-of (events before it only)."""
+    path = write_features(events or config.default_events_path(), out, as_of, mapping, force)
+    say(console, f"features written to {path}")
+
+
+@app.command()
 def score(
     model: Path = typer.Argument(..., help="model bundle (model.zip from a training run)"),
-    data: str = typer.Argument(
-        ..., help="CSV or Parquet file of users to score (with --dask: also a folder or glob)"
+    data: str | None = typer.Argument(
+        None,
+        help="users to score: a CSV (plain or .csv.gz) or Parquet file, a folder of parts, or a glob "
+        "(not with --events)",
     ),
     out: Path = typer.Option(
         ..., "--out", help="ranked list to write (.csv or .parquet; with --dask a folder)"
@@ -134,29 +172,71 @@ def score(
     ),
     explain: bool = typer.Option(False, help="add the top three signed reasons per user (slower)"),
     rejects: Path | None = typer.Option(None, help="rejected rows with reasons [default: OUT.rejects.csv]"),
-    max_reject_share: float = typer.Option(0.05, help="exit 1 when more than this share of rows is rejected"),
+    id: str | None = typer.Option(
+        None, "--id", help="an id column to carry to the list and the rejects [default: the training id]"
+    ),
+    max_reject_share: float = typer.Option(
+        config.MAX_REJECT_SHARE, help="exit 1 when more than this share of rows is rejected"
+    ),
     progress: bool = typer.Option(True, help="show a progress bar"),
     dask: str | None = typer.Option(None, help="score on a Dask cluster: a scheduler address, or 'local'"),
+    events: Path | None = typer.Option(
+        None, help="score every user still free on --as-of from a folder of dated event tables"
+    ),
+    as_of: str | None = typer.Option(
+        None,
+        "--as-of",
+        help="with --events: the scoring day YYYY-MM-DD [default: the day after the last event]",
+    ),
+    mapping: Path | None = typer.Option(None, help="with --events: TOML mapping [default: the 365 layout]"),
 ) -> None:
-    """Score a file into a ranked target list: id, probability, decision, rank (and reasons)."""
+    """Score users into a ranked target list: row, id, probability, decision, rank (and reasons).
+
+    With --events: every user still free on --as-of, from the events dated before it (user_id, tenure)."""
+    if (data is None) == (events is None):
+        raise InputError("give either DATA (a table of users) or --events DIR (dated event tables), not both")
+    if events is not None and (dask or id):
+        raise InputError("--events scores on this machine with user_id as the id; drop --dask and --id")
     if not 0 <= max_reject_share <= 1:
         raise InputError(f"--max-reject-share must be between 0 and 1 (got {max_reject_share})")
-    if dask:
-        if explain:
-            raise InputError("--explain is not available with --dask; score without it")
-        if rejects:
-            raise InputError("--rejects: with --dask the rejects are written to OUT/rejects/")
-        bar = Progress(
-            "[progress.description]{task.description}",
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeRemainingColumn(),
-            console=console,
-            disable=not progress,
-            transient=True,
-        )
-        with bar:
-            task = bar.add_task("scoring partitions", total=None)
+    if dask and explain:
+        raise InputError("--explain is not available with --dask; score without it")
+    if dask and rejects:
+        raise InputError("--rejects: with --dask the rejects are written to OUT/rejects/")
+    scorer = None if dask else Scorer.load(model)
+    bar = Progress(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        MofNCompleteColumn() if dask else DownloadColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        disable=not progress,
+        transient=True,
+    )
+    with bar:
+        task = bar.add_task("scoring partitions" if dask else "scoring", total=None)
+
+        def advance(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+
+        result: BatchResult
+        if events is not None and scorer is not None:
+            result, day = score_events(
+                scorer,
+                events,
+                out,
+                as_of=as_of,
+                mapping=mapping,
+                rejects=rejects,
+                top=top,
+                budget=budget,
+                offer_cost=offer_cost,
+                explain=explain,
+                progress=advance,
+            )
+            say(console, f"users free on {day} scored from the events dated before it")
+        elif scorer is None:
+            assert data is not None
             result = score_dataset(
                 model,
                 data,
@@ -165,31 +245,22 @@ def score(
                 top=top,
                 budget=budget,
                 offer_cost=offer_cost,
-                progress=lambda done, total: bar.update(task, completed=done, total=total),
+                id_column=id,
+                progress=advance,
             )
-    else:
-        scorer = Scorer.load(model)
-        bar = Progress(
-            "[progress.description]{task.description}",
-            BarColumn(),
-            DownloadColumn(),
-            TimeRemainingColumn(),
-            console=console,
-            disable=not progress,
-            transient=True,
-        )
-        with bar:
-            task = bar.add_task("scoring", total=None)
+        else:
+            assert data is not None  # checked above: DATA or --events
             result = score_file(
                 scorer,
-                Path(data),
+                data,
                 out,
                 rejects=rejects,
                 top=top,
                 budget=budget,
                 offer_cost=offer_cost,
                 explain=explain,
-                progress=lambda done, total: bar.update(task, completed=done, total=total),
+                id_column=id,
+                progress=advance,
             )
     say(
         console,
@@ -197,6 +268,13 @@ def score(
         f"({result.reject_share:.2%}); {result.written:,} written to {result.out}; "
         f"rejects in {result.rejects}",
     )
+    parts = f"the {result.files:,} files in name order" if result.files > 1 else "the file"
+    which = f"id column {result.id_column}; " if result.id_column else "no id column; "
+    say(console, f"{which}'row' counts data rows from 0 across {parts}")
+    if result.duplicate_ids:
+        n = result.duplicate_ids
+        rows = f"{n:,} rows repeat" if n != 1 else "1 row repeats"
+        warn(console, f"{rows} an earlier row's {result.id_column}; all are kept")
     for text, count in sorted(result.reject_reasons.items(), key=lambda kv: -kv[1])[:5]:
         say(console, f"  {count:,} x {text}")
     if result.reject_share > max_reject_share:
@@ -210,16 +288,18 @@ def score(
 @app.command()
 def serve(
     model: Path = typer.Argument(..., help="model bundle (model.zip from a training run)"),
-    host: str = typer.Option("127.0.0.1", help="interface to listen on"),
-    port: int = typer.Option(8000, help="port"),
-    max_body_bytes: int = typer.Option(2 * 1024 * 1024, help="larger request bodies get 413"),
-    workers: int = typer.Option(1, help="worker processes (each loads the model)"),
+    host: str = typer.Option(config.SERVE_HOST, help="interface to listen on"),
+    port: int = typer.Option(config.SERVE_PORT, help="port"),
+    max_body_bytes: int = typer.Option(config.SERVE_MAX_BODY_BYTES, help="larger request bodies get 413"),
+    workers: int = typer.Option(config.SERVE_WORKERS, help="worker processes (each loads the model)"),
 ) -> None:
     """Serve the model over HTTP: POST /predict, GET /health, GET /model, docs at /docs."""
-    scorer = Scorer.load(model)
-    say(console, f"serving {model} on http://{host}:{port} (docs at /docs)")
     if workers < 1:
         raise InputError(f"--workers must be at least 1 (got {workers})")
+    from .serving import serve as run_server  # FastAPI is imported by this command only
+
+    scorer = Scorer.load(model)
+    say(console, f"serving {model} on http://{host}:{port} (docs at /docs)")
     run_server(
         scorer, host=host, port=port, max_body_bytes=max_body_bytes, workers=workers, model_path=str(model)
     )
@@ -228,18 +308,32 @@ def serve(
 @app.command()
 def drift(
     model: Path = typer.Argument(..., help="model bundle (model.zip from a training run)"),
-    data: Path = typer.Argument(..., help="CSV or Parquet file of new users"),
+    data: str = typer.Argument(
+        ..., help="new users: a CSV (plain or .csv.gz) or Parquet file, a folder of parts, or a glob"
+    ),
     out: Path | None = typer.Option(None, help="JSON report [default: drift.json beside DATA]"),
-    psi_alert: float = typer.Option(0.2, help="PSI at or above this is drift"),
-    new_category_share: float = typer.Option(0.01, help="share of rows with unseen codes that is drift"),
-    range_share: float = typer.Option(0.01, help="share of rows outside the training range that is drift"),
+    id: str | None = typer.Option(
+        None, "--id", help="an id column to name rejected rows by [default: the training id]"
+    ),
+    psi_alert: float = typer.Option(config.PSI_ALERT, help="PSI at or above this is drift"),
+    new_category_share: float = typer.Option(
+        config.NEW_CATEGORY_SHARE, help="share of rows with unseen codes that is drift"
+    ),
+    range_share: float = typer.Option(
+        config.RANGE_SHARE, help="share of rows outside the training range that is drift"
+    ),
 ) -> None:
     """Compare new data with the training reference; exit 1 when a threshold is crossed."""
     scorer = Scorer.load(model)
     report = check_file(
-        scorer, data, psi_alert=psi_alert, new_category_share=new_category_share, range_share=range_share
+        scorer,
+        data,
+        id_column=id,
+        psi_alert=psi_alert,
+        new_category_share=new_category_share,
+        range_share=range_share,
     )
-    out = out or Path(data).with_name("drift.json")
+    out = out or Path(data.rstrip("/")).with_name("drift.json")
     write_json_atomic(out, report)
     table = Table(title=plain(f"drift of {data} vs. training ({report['rows']:,} valid rows)"))
     for col in ("feature", "PSI", "level", "new codes", "out of range"):
@@ -256,6 +350,10 @@ def drift(
     Console().print(table)  # the table on stdout; messages on stderr
     if report["rows_rejected"]:
         say(console, f"{report['rows_rejected']:,} rows failed validation and were left out")
+    if report["duplicate_ids"]:
+        n = report["duplicate_ids"]
+        rows = f"{n:,} rows repeat" if n != 1 else "1 row repeats"
+        warn(console, f"{rows} an earlier row's {report['id_column']}")
     say(console, f"report written to {out}")
     if report["drifted"]:
         for a in report["alerts"]:

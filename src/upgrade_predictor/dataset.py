@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -71,7 +72,9 @@ def parse_target(s: pd.Series, positive: str | None = None) -> tuple[np.ndarray,
     return (text == pos).to_numpy(dtype=np.int8), pos, neg
 
 
-def infer_kinds(df: pd.DataFrame, numeric: list[str] = (), categorical: list[str] = ()) -> dict[str, Kind]:
+def infer_kinds(
+    df: pd.DataFrame, numeric: Sequence[str] = (), categorical: Sequence[str] = ()
+) -> dict[str, Kind]:
     kinds: dict[str, Kind] = {}
     for name in df.columns:
         s = df[name]
@@ -99,7 +102,7 @@ def infer_kinds(df: pd.DataFrame, numeric: list[str] = (), categorical: list[str
 
 def coerce(df: pd.DataFrame, kinds: dict[str, Kind]) -> pd.DataFrame:
     """Numeric columns as float64, categorical ones as str with an explicit missing level."""
-    out = {}
+    out: dict[str, pd.Series] = {}
     for name, kind in kinds.items():
         s = df[name]
         if kind == "numeric":
@@ -119,9 +122,9 @@ def load_dataset(
     path: str | Path | None = None,
     target: str = config.TARGET,
     id_column: str | None = None,
-    numeric: list[str] = (),
-    categorical: list[str] = (),
-    exclude: list[str] = (),
+    numeric: Sequence[str] = (),
+    categorical: Sequence[str] = (),
+    exclude: Sequence[str] = (),
     positive: str | None = None,
 ) -> Dataset:
     """Read and validate a training table; every problem is an InputError naming the column."""

@@ -113,5 +113,5 @@ def choose_threshold(
         return f1_threshold(y, p)
     if objective == "profit":
         curve = targeting.profit_curve(y, p, offer_cost, upgrade_value)
-        return float(curve.loc[curve["profit"].idxmax(), "threshold"])
+        return float(targeting.best_policy(curve)["threshold"])
     raise ValueError(f"unknown threshold objective {objective!r}; use 'f1' or 'profit'")

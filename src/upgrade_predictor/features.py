@@ -24,17 +24,34 @@ RATIOS = [
 ]
 
 
+# Event features: `<table>_days_since_last` is empty for a user never active before the cutoff.
+RECENCY_SUFFIX = "_days_since_last"
+TENURE = "tenure_days"
+
+
 class EngagementFeatures(TransformerMixin, BaseEstimator):
-    """Add the ratio features whose source columns are present; stateless apart from names."""
+    """Add the ratio features whose source columns are present, and give event features' "never active"
+    a value; stateless apart from names.
+
+    A never-active user's days since the last activity becomes tenure + 1 ("not since before
+    registration"), which is true and keeps the column's order; median imputation would make such a
+    user look recently active."""
 
     def fit(self, X: pd.DataFrame, y=None):
         cols = list(X.columns)
         self.feature_names_in_ = np.asarray(cols, dtype=object)
         self.ratios_ = [r for r in RATIOS if r[1] in cols and r[2] in cols]
+        self.recency_ = [c for c in cols if c.endswith(RECENCY_SUFFIX)] if TENURE in cols else []
         return self
 
     def transform(self, X: pd.DataFrame) -> pd.DataFrame:
         check_is_fitted(self, "ratios_")
+        recency = getattr(self, "recency_", [])  # bundles written before event features have none
+        if recency:
+            never = X[TENURE].to_numpy(dtype="float64") + 1.0
+            X = X.assign(
+                **{c: np.where(np.isnan(v := X[c].to_numpy(dtype="float64")), never, v) for c in recency}
+            )
         if not self.ratios_:
             return X
         new = {

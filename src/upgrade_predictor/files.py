@@ -6,11 +6,12 @@ folder and swapped in whole, the earlier one removed only once the new one is in
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
@@ -69,3 +70,16 @@ def publish_folder(tmp: Path, dest: Path) -> Path:
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
     return dest
+
+
+@contextlib.contextmanager
+def staged_folder(dest: Path) -> Iterator[Path]:
+    """Build an output folder in a temp folder beside `dest`; publish it as `dest` when the block ends
+    normally, remove it when it fails or is interrupted, so nothing half-built is ever left."""
+    tmp = temp_folder(dest)
+    try:
+        yield tmp
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    publish_folder(tmp, dest)

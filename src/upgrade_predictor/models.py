@@ -10,8 +10,10 @@ from imblearn import FunctionSampler
 from imblearn.over_sampling import SMOTE, SMOTEN, SMOTENC, RandomOverSampler
 from imblearn.pipeline import Pipeline
 from imblearn.under_sampling import RandomUnderSampler
+from lightgbm import LGBMClassifier
 from sklearn.calibration import CalibratedClassifierCV
-from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier
+from sklearn.ensemble import RandomForestClassifier
+from sklearn.frozen import FrozenEstimator
 from sklearn.kernel_approximation import Nystroem
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import StratifiedKFold
@@ -31,11 +33,6 @@ from .features import (
     prepare_step,
 )
 from .schema import Schema
-
-try:  # LightGBM is the default booster; scikit-learn's own is the dependency-light fallback.
-    from lightgbm import LGBMClassifier
-except ImportError:  # pragma: no cover - exercised only where lightgbm is absent
-    LGBMClassifier = None
 
 Params = dict[str, Any]
 
@@ -90,17 +87,7 @@ def _forest(p, seed, cw):
     )
 
 
-def _gbm(p, seed, cw):
-    if LGBMClassifier is None:
-        return HistGradientBoostingClassifier(
-            learning_rate=p["learning_rate"],
-            max_iter=p["n_estimators"],
-            max_leaf_nodes=p["num_leaves"],
-            min_samples_leaf=p["min_child_samples"],
-            l2_regularization=p["reg_lambda"],
-            class_weight=cw,
-            random_state=seed,
-        )
+def _gbm(p: Params, seed: int, cw: str | None) -> LGBMClassifier:
     return LGBMClassifier(
         n_estimators=p["n_estimators"],
         learning_rate=p["learning_rate"],
@@ -192,7 +179,7 @@ FAMILIES: dict[str, Family] = {
         ),
         Family(
             "gbm",
-            "gradient boosting (LightGBM)" if LGBMClassifier else "gradient boosting (sklearn)",
+            "gradient boosting (LightGBM)",
             False,
             True,
             _gbm,
@@ -298,7 +285,9 @@ def calibrated(pipeline: Pipeline, seed: int = config.SEED) -> CalibratedClassif
     )
 
 
-def inner_pipeline(estimator):
-    """The feature/model pipeline inside a calibration wrapper (ensemble=False keeps exactly one)."""
+def inner_pipeline(estimator: Any) -> Any:
+    """The feature/model pipeline inside a calibration wrapper (ensemble=False keeps exactly one; an
+    events model recalibrated on recent rows wraps its pipeline in a FrozenEstimator)."""
     cal = getattr(estimator, "calibrated_classifiers_", None)
-    return cal[0].estimator if cal is not None and len(cal) == 1 else estimator
+    inner = cal[0].estimator if cal is not None and len(cal) == 1 else estimator
+    return inner.estimator if isinstance(inner, FrozenEstimator) else inner

@@ -6,17 +6,20 @@ computes it over stored training bins, so it is written here (with the usual 0.1
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pandas as pd
 
+from . import config
 from .schema import Schema
 
 BINS = 10
 TOP_CATEGORIES = 30  # categories kept by name in the profile; the rest share one "other" bin
-PSI_WARN = 0.1
-PSI_ALERT = 0.2
-NEW_CATEGORY_SHARE = 0.01  # share of rows with codes never seen in training
-RANGE_SHARE = 0.01  # share of rows outside the training min..max
+PSI_WARN = config.PSI_WARN
+PSI_ALERT = config.PSI_ALERT
+NEW_CATEGORY_SHARE = config.NEW_CATEGORY_SHARE  # share of rows with codes never seen in training
+RANGE_SHARE = config.RANGE_SHARE  # share of rows outside the training min..max
 EPS = 1e-4  # floor for empty bins, so PSI stays finite
 OTHER = "(other)"
 
@@ -38,9 +41,9 @@ def _numeric_counts(values: np.ndarray, cuts: list[float]) -> tuple[list[int], i
     return np.bincount(b, minlength=len(cuts) + 1).astype(int).tolist(), int(missing.sum())
 
 
-def reference_profile(X_train: pd.DataFrame, scores: np.ndarray, schema: Schema) -> dict:
+def reference_profile(X_train: pd.DataFrame, scores: np.ndarray, schema: Schema) -> dict[str, Any]:
     """Training bins and shares per feature and for the score (JSON-able; stored in the bundle)."""
-    features = {}
+    features: dict[str, dict[str, Any]] = {}
     for col in schema.columns:
         if col.name not in X_train.columns:
             continue
@@ -58,13 +61,13 @@ def reference_profile(X_train: pd.DataFrame, scores: np.ndarray, schema: Schema)
                 "max": _f(np.nanmax(v)),
             }
         else:
-            counts = s.astype("str").value_counts()
-            top = counts.head(TOP_CATEGORIES)
+            per_code = s.astype("str").value_counts()
+            top = per_code.head(TOP_CATEGORIES)
             features[col.name] = {
                 "kind": "categorical",
                 "counts": {str(k): int(c) for k, c in top.items()},
-                "other": int(counts.iloc[TOP_CATEGORIES:].sum()),
-                "known": [str(k) for k in counts.index],
+                "other": int(per_code.iloc[TOP_CATEGORIES:].sum()),
+                "known": [str(k) for k in per_code.index],
             }
     p = np.asarray(scores, dtype="float64")
     cuts = _cuts(p)
@@ -77,7 +80,7 @@ def reference_profile(X_train: pd.DataFrame, scores: np.ndarray, schema: Schema)
     }
 
 
-def psi(expected: np.ndarray, actual: np.ndarray) -> float:
+def psi(expected: np.ndarray | list[int], actual: np.ndarray | list[int]) -> float:
     """Population stability index of two count vectors over the same bins."""
     e = np.asarray(expected, dtype="float64")
     a = np.asarray(actual, dtype="float64")
@@ -97,11 +100,11 @@ def _level(value: float) -> str:
 class Tally:
     """Counts of new data in the training bins, added batch by batch (a file never sits in memory)."""
 
-    def __init__(self, profile: dict, schema: Schema):
+    def __init__(self, profile: dict[str, Any], schema: Schema):
         self.profile = profile
         self.schema = schema
         self.n = 0
-        self.numeric: dict[str, dict] = {}
+        self.numeric: dict[str, dict[str, Any]] = {}
         self.categorical: dict[str, pd.Series] = {}
         self.score_counts = np.zeros(len(profile["score"]["cuts"]) + 1, dtype=np.int64)
         self.score_sum = 0.0
@@ -147,7 +150,7 @@ class Tally:
         psi_alert: float = PSI_ALERT,
         new_category_share: float = NEW_CATEGORY_SHARE,
         range_share: float = RANGE_SHARE,
-    ) -> dict:
+    ) -> dict[str, Any]:
         n = self.n
         rows = []
         alerts: list[str] = []
@@ -155,7 +158,7 @@ class Tally:
             ref = self.profile["features"].get(col.name)
             if ref is None or (col.name not in self.numeric and col.name not in self.categorical):
                 continue
-            entry = {"feature": col.name, "kind": col.kind}
+            entry: dict[str, Any] = {"feature": col.name, "kind": col.kind}
             if ref["kind"] == "numeric":
                 t = self.numeric[col.name]
                 entry["psi"] = psi(ref["counts"], t["counts"])
@@ -218,6 +221,6 @@ class Tally:
         }
 
 
-def _f(x) -> float | None:
+def _f(x: Any) -> float | None:
     x = float(x)
     return x if np.isfinite(x) else None

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
 
-from .errors import InputError
+from .sources.tables import require_columns
 
 Kind = Literal["numeric", "categorical"]
 MISSING_CATEGORY = "(missing)"  # the level a missing categorical cell becomes
@@ -58,11 +59,11 @@ class Schema:
         keep = [c for c in self.columns if c.name not in set(names)]
         return Schema(keep, self.target, self.positive_label, self.negative_label, self.id_column)
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict) -> Schema:
+    def from_dict(cls, d: dict[str, Any]) -> Schema:
         cols = [Column(**c) for c in d["columns"]]
         return cls(cols, d["target"], d["positive_label"], d["negative_label"], d.get("id_column"))
 
@@ -92,70 +93,125 @@ class Schema:
         return cls(cols, target, positive, negative, id_column)
 
     # Row-level validation, shared by batch scoring, the service and drift checks.
-    def check_columns(self, df: pd.DataFrame) -> None:
+    def check_columns(self, df: pd.DataFrame, where: str = "the input") -> None:
         """Raise if a required column is absent: no row could be scored."""
-        missing = [n for n in self.names if n not in df.columns]
-        if missing:
-            raise InputError(
-                f"missing column(s) {', '.join(missing)}; the model needs {', '.join(self.names)}"
-            )
+        require_columns(where, [str(c) for c in df.columns], self.names)
 
-    def validate_rows(self, df: pd.DataFrame) -> tuple[pd.DataFrame, pd.Series]:
-        """Coerce the feature columns to training types; return (features, reason per row).
+    def validate_rows(self, df: pd.DataFrame) -> ValidatedRows:
+        """Coerce the feature columns to training types and name the first problem of every row.
 
-        A row's reason is "" when it is valid (the first problem found otherwise). Unknown categories
-        are valid (the encoder groups them), but non-numbers, missing cells where training had none,
-        infinities and negative values in never-negative columns are not. Missing cells of a
-        categorical column that had them in training become the training's missing level.
+        Unknown categories are valid (the encoder groups them), but non-numbers, missing cells where
+        training had none, infinities and negative values in never-negative columns are not. Missing
+        cells of a categorical column that had them in training become the training's missing level.
         """
         self.check_columns(df)
         n = len(df)
-        # Vectorised: one integer code per row (0 = valid), texts looked up once at the end.
+        # Vectorised: one integer code per row (0 = valid), problems looked up once at the end.
         code = np.zeros(n, dtype=np.int16)
-        texts = [""]
+        problems: list[Problem] = []
 
-        def flag(mask: np.ndarray, text: str) -> None:
+        def flag(mask: np.ndarray, column: str, what: str) -> None:
             mask = np.asarray(mask, dtype=bool) & (code == 0)
             if mask.any():
-                texts.append(text)
-                code[mask] = len(texts) - 1
+                problems.append(Problem(column, f"{column} {what}"))
+                code[mask] = len(problems)
 
-        out = {}
+        out: dict[str, np.ndarray | pd.Series] = {}
         for col in self.columns:
             raw = df[col.name]
             if col.kind == "numeric":
-                if pd.api.types.is_numeric_dtype(raw) and not pd.api.types.is_bool_dtype(raw):
-                    v = raw.to_numpy(dtype="float64", na_value=np.nan)
-                    bad_type = None
-                else:
-                    num = pd.to_numeric(raw, errors="coerce")
-                    v = num.to_numpy(dtype="float64", na_value=np.nan)
-                    present = np.array(raw.notna(), dtype=bool)
-                    if raw.dtype == object or pd.api.types.is_string_dtype(raw):
-                        present &= (raw.astype("str").str.strip() != "").to_numpy()
-                    bad_type = np.isnan(v) & present
-                    flag(bad_type, f"{col.name} is not a number")
-                nan = np.isnan(v)
-                flag(np.isinf(v), f"{col.name} is infinite")
-                if not col.nullable:
-                    flag(nan if bad_type is None else nan & ~bad_type, f"{col.name} is missing")
-                if col.nonnegative:
-                    with np.errstate(invalid="ignore"):
-                        flag(v < 0, f"{col.name} is negative")
-                out[col.name] = v
+                out[col.name] = _numeric(raw, col, flag)
             else:
-                missing = raw.isna().to_numpy()
-                v = raw if pd.api.types.is_string_dtype(raw) and raw.dtype != object else raw.astype("str")
-                if missing.any():
-                    if col.nullable:
-                        v = v.where(~missing, MISSING_CATEGORY)
-                    else:
-                        flag(missing, f"{col.name} is missing")
-                out[col.name] = v.astype("str") if v.dtype != "str" else v
-        reasons = pd.Series(np.asarray(texts, dtype=object)[code], index=df.index, dtype=object)
-        return pd.DataFrame(out, index=df.index), reasons
+                out[col.name] = _categorical(raw, col, flag)
+        return ValidatedRows(pd.DataFrame(out, index=df.index), code, problems)
 
 
-def _finite(x) -> float | None:
+@dataclass(frozen=True)
+class Problem:
+    """Why a row cannot be scored: the offending column, and a sentence that names it."""
+
+    column: str
+    message: str
+
+
+@dataclass
+class ValidatedRows:
+    """Every input row coerced to training types, with its first problem (if any)."""
+
+    X: pd.DataFrame  # the feature columns, one row per input row
+    code: np.ndarray  # per row: 0 when valid, else 1 + the index of its problem
+    problems: list[Problem]
+
+    @property
+    def valid(self) -> np.ndarray:
+        return self.code == 0
+
+    def problem(self, i: int) -> Problem | None:
+        """The problem of row i (a position), or None when it is valid."""
+        c = int(self.code[i])
+        return self.problems[c - 1] if c else None
+
+    def _per_row(self, values: list[str], rows: np.ndarray | None) -> np.ndarray:
+        table = np.asarray([""] + values, dtype=object)
+        return table[self.code if rows is None else self.code[rows]]
+
+    def messages(self, rows: np.ndarray | None = None) -> np.ndarray:
+        """The problem sentence of each row ("" when valid), of all rows or of a mask/positions."""
+        return self._per_row([p.message for p in self.problems], rows)
+
+    def columns(self, rows: np.ndarray | None = None) -> np.ndarray:
+        """The offending column of each row ("" when valid)."""
+        return self._per_row([p.column for p in self.problems], rows)
+
+    @property
+    def reasons(self) -> pd.Series:
+        """The problem sentence per row, "" when valid, on the input's index."""
+        return pd.Series(self.messages(), index=self.X.index, dtype=object)
+
+    def counts(self) -> dict[str, int]:
+        """Rows per problem sentence."""
+        per_code = np.bincount(self.code, minlength=len(self.problems) + 1)
+        return {p.message: int(per_code[i + 1]) for i, p in enumerate(self.problems) if per_code[i + 1]}
+
+    def slice(self, start: int, stop: int) -> ValidatedRows:
+        return ValidatedRows(self.X.iloc[start:stop], self.code[start:stop], self.problems)
+
+
+Flag = Callable[[np.ndarray, str, str], None]
+
+
+def _numeric(raw: pd.Series, col: Column, flag: Flag) -> np.ndarray:
+    if pd.api.types.is_numeric_dtype(raw) and not pd.api.types.is_bool_dtype(raw):
+        v = raw.to_numpy(dtype="float64", na_value=np.nan)
+        bad_type = None
+    else:
+        v = pd.to_numeric(raw, errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
+        present = np.array(raw.notna(), dtype=bool)
+        if raw.dtype == object or pd.api.types.is_string_dtype(raw):
+            present &= (raw.astype("str").str.strip() != "").to_numpy()
+        bad_type = np.isnan(v) & present
+        flag(bad_type, col.name, "is not a number")
+    nan = np.isnan(v)
+    flag(np.isinf(v), col.name, "is infinite")
+    if not col.nullable:
+        flag(nan if bad_type is None else nan & ~bad_type, col.name, "is missing")
+    if col.nonnegative:
+        with np.errstate(invalid="ignore"):
+            flag(v < 0, col.name, "is negative")
+    return v
+
+
+def _categorical(raw: pd.Series, col: Column, flag: Flag) -> pd.Series:
+    missing = raw.isna().to_numpy()
+    v = raw if pd.api.types.is_string_dtype(raw) and raw.dtype != object else raw.astype("str")
+    if missing.any():
+        if col.nullable:
+            v = v.where(~missing, MISSING_CATEGORY)
+        else:
+            flag(missing, col.name, "is missing")
+    return v.astype("str") if v.dtype != "str" else v
+
+
+def _finite(x: Any) -> float | None:
     x = float(x)
     return x if np.isfinite(x) else None

@@ -4,6 +4,7 @@ POST /predict takes one user (a JSON object) or a list of users; GET /health; GE
 OpenAPI docs at /docs. Every client mistake is a 4xx with a message naming the field, never a 500.
 """
 
+import asyncio
 from typing import Any, Optional, Union
 
 import numpy as np
@@ -13,45 +14,46 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
+from . import config
 from .errors import InputError
 from .schema import Schema
-from .scoring.scorer import Scored, Scorer, format_reason
+from .scoring.scorer import Scored, Scorer
 
-MAX_BODY_BYTES = 2 * 1024 * 1024
-MAX_USERS = 10_000
+MAX_BODY_BYTES = config.SERVE_MAX_BODY_BYTES
+MAX_USERS = config.SERVE_MAX_USERS
 
 
 def user_model(schema: Schema) -> type[BaseModel]:
-    """A request model built from the bundle's schema, so /docs shows the exact input contract."""
+    """A request model built from the bundle's schema, so /docs shows the exact input contract.
+
+    It checks JSON types only (a number, not "12" or true; a code as text, not 7), which a CSV cell
+    cannot express. Every value rule (missing, negative, infinite) is the schema's own, checked once by
+    Scorer.score_frame as for batch files: a null or absent field is an empty cell."""
     fields: dict[str, Any] = {}
     for col in schema.columns:
+        typ: Any
         if col.kind == "numeric":
-            kw: dict[str, Any] = {"allow_inf_nan": False, "strict": True}  # no "12" or true
-            if col.nonnegative:
-                kw["ge"] = 0
+            typ = Optional[float]
+            shown: dict[str, Any] = {"minimum": 0} if col.nonnegative else {}
             desc = (
                 f"number (training range {col.minimum:g}..{col.maximum:g})"
                 if (col.minimum is not None and col.maximum is not None)
                 else "number"
             )
-            typ = Optional[float] if col.nullable else float
-            fields[col.name] = (typ, Field(None if col.nullable else ..., description=desc, **kw))
         else:
-            shown = ", ".join(col.categories[:8])
-            desc = f"code ({len(col.categories)} known, e.g. {shown}); unseen codes are scored as rare ones"
-            typ = Optional[str] if col.nullable else str
-            fields[col.name] = (
-                typ,
-                Field(
-                    None if col.nullable else ...,
-                    description=desc,
-                    strict=True,
-                    min_length=0 if col.nullable else 1,
-                ),
+            typ, shown = Optional[str], {}
+            examples = ", ".join(col.categories[:8])
+            desc = (
+                f"code ({len(col.categories)} known, e.g. {examples}); unseen codes are scored as rare ones"
             )
+        if col.nullable:
+            desc += "; may be null (filled as in training)"
+        fields[col.name] = (typ, Field(None, description=desc, strict=True, json_schema_extra=shown))
     if schema.id_column and schema.id_column not in fields:
         fields[schema.id_column] = (Optional[str | int], Field(None, description="carried through"))
-    return create_model("User", __config__=ConfigDict(extra="ignore", strict=False), **fields)
+    # Documented as required; a null or absent value is refused by the schema's rules, with its name.
+    required: dict[str, Any] = {"required": [c.name for c in schema.columns if not c.nullable]}
+    return create_model("User", __config__=ConfigDict(extra="ignore", json_schema_extra=required), **fields)
 
 
 class Prediction(BaseModel):
@@ -85,11 +87,11 @@ def _error(status: int, message: str, details: list | None = None) -> JSONRespon
 class BodyLimit:
     """Refuse bodies over the limit before they are read in full (pure ASGI, also for chunked bodies)."""
 
-    def __init__(self, app, limit: int):
+    def __init__(self, app: Any, limit: int):
         self.app = app
         self.limit = limit
 
-    async def __call__(self, scope, receive, send):
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
         headers = dict(scope.get("headers") or [])
@@ -106,7 +108,7 @@ class BodyLimit:
         seen = 0
         responded = False
 
-        async def limited():
+        async def limited() -> Any:
             nonlocal seen, responded
             if responded:
                 return {"type": "http.disconnect"}
@@ -120,7 +122,7 @@ class BodyLimit:
                     return {"type": "http.disconnect"}
             return message
 
-        async def guarded_send(message):
+        async def guarded_send(message: Any) -> None:
             if not responded:
                 await send(message)
 
@@ -129,6 +131,9 @@ class BodyLimit:
         except Exception:
             if not responded:
                 raise
+
+
+Waiting = tuple[list[dict[str, Any]], bool, asyncio.Future[Scored]]  # one request's users
 
 
 class MicroBatcher:
@@ -140,29 +145,23 @@ class MicroBatcher:
     a thread would only trade the GIL back and forth (up to 5 ms per switch)."""
 
     def __init__(self, scorer: Scorer, max_rows: int = MAX_USERS):
-        import asyncio
-
         self.scorer = scorer
         self.max_rows = max_rows
-        self.queue: asyncio.Queue | None = None
-        self.task = None
-        self.loop = None
+        self.queue: asyncio.Queue[Waiting] = asyncio.Queue()
+        self.task: asyncio.Task[None] | None = None
+        self.loop: asyncio.AbstractEventLoop | None = None
 
-    async def score(self, records: list[dict], explain: bool) -> Scored:
-        import asyncio
-
+    async def score(self, records: list[dict[str, Any]], explain: bool) -> Scored:
         loop = asyncio.get_running_loop()
         if self.task is None or self.task.done() or self.loop is not loop:  # first call, or a new loop
             self.loop = loop
             self.queue = asyncio.Queue()
             self.task = loop.create_task(self._run())
-        fut = asyncio.get_running_loop().create_future()
+        fut: asyncio.Future[Scored] = loop.create_future()
         await self.queue.put((records, explain, fut))
         return await fut
 
     async def _run(self) -> None:
-        import asyncio
-
         while True:
             items = [await self.queue.get()]
             await asyncio.sleep(0)  # let requests already read off the sockets join this batch
@@ -174,31 +173,28 @@ class MicroBatcher:
                 group = [it for it in items if it[1] == flag]
                 if group:
                     try:
-                        results = self._score_group(group, flag)
+                        results: list[Scored] | None = self._score_group(group, flag)
+                        error: Exception | None = None
                     except Exception as e:  # every waiting request gets the error, the loop goes on
-                        results = [e] * len(group)
-                    for (_, _, fut), res in zip(group, results):
-                        if not fut.done():
-                            fut.set_exception(res) if isinstance(res, Exception) else fut.set_result(res)
+                        results, error = None, e
+                    for k, (_, _, fut) in enumerate(group):
+                        if fut.done():
+                            continue
+                        if results is None:
+                            fut.set_exception(error or RuntimeError("scoring failed"))
+                        else:
+                            fut.set_result(results[k])
 
-    def _score_group(self, group, explain: bool) -> list[Scored]:
+    def _score_group(self, group: list[Waiting], explain: bool) -> list[Scored]:
         records = [r for recs, _, _ in group for r in recs]
-        scored = self.scorer.score_frame(pd.DataFrame(records), explain=explain)
+        frame = pd.DataFrame.from_records(records, columns=self.scorer.schema.names)
+        for name in self.scorer.schema.categorical:  # as the reader does: an empty cell is missing
+            frame[name] = frame[name].where(~frame[name].isin(config.NA_VALUES), None)
+        scored = self.scorer.score_frame(frame, explain=explain)
         out, start = [], 0
-        valid_pos = np.cumsum(scored.valid)
         for recs, _, _ in group:
-            end = start + len(recs)
-            first = int(valid_pos[start - 1]) if start else 0
-            last = int(valid_pos[end - 1])
-            out.append(
-                Scored(
-                    scored.valid[start:end],
-                    scored.reasons.iloc[start:end].reset_index(drop=True),
-                    scored.probability[first:last],
-                    scored.reasons_top[first:last] if scored.reasons_top is not None else None,
-                )
-            )
-            start = end
+            out.append(scored.slice(start, start + len(recs)))
+            start += len(recs)
         return out
 
 
@@ -211,13 +207,13 @@ def create_app(scorer: Scorer, max_body_bytes: int = MAX_BODY_BYTES) -> FastAPI:
     batcher = MicroBatcher(scorer)
     app = FastAPI(
         title="upgrade-predictor",
-        version=str(meta.get("versions", {}).get("upgrade-predictor", "")),
+        version=meta.versions.get("upgrade-predictor", ""),
         description="Scores free users' chance to upgrade with one trained model bundle.\n\n"
         + (scorer.bundle.card or ""),
     )
 
     @app.exception_handler(RequestValidationError)
-    async def invalid(request: Request, exc: RequestValidationError):
+    async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
         errors = exc.errors()
         if any(e.get("type") == "json_invalid" for e in errors):
             return _error(422, "the body is not valid JSON")
@@ -240,16 +236,12 @@ def create_app(scorer: Scorer, max_body_bytes: int = MAX_BODY_BYTES) -> FastAPI:
         return _error(422, f"{first['field']}: {first['message']}", details[:50])
 
     @app.get("/health")
-    def health() -> dict:
-        return {
-            "status": "ok",
-            "model": meta.get("key") or meta.get("label"),
-            "pipeline_sha256": meta.get("pipeline_sha256"),
-        }
+    def health() -> dict[str, Any]:
+        return {"status": "ok", "model": meta.key or meta.label, "pipeline_sha256": meta.pipeline_sha256}
 
     @app.get("/model")
-    def model_info() -> dict:
-        shown = {k: v for k, v in meta.items() if k != "reference_profile"}
+    def model_info() -> dict[str, Any]:
+        shown = {k: v for k, v in meta.to_dict().items() if k != "reference_profile"}
         return {"metadata": shown, "card": scorer.bundle.card}
 
     @app.post(
@@ -264,9 +256,9 @@ def create_app(scorer: Scorer, max_body_bytes: int = MAX_BODY_BYTES) -> FastAPI:
     async def predict(
         body: User | list[User],  # type: ignore[valid-type]
         explain: bool = Query(False, description="add the top three signed reasons"),
-    ):
+    ) -> JSONResponse:
         single = not isinstance(body, list)
-        users = [body] if single else body
+        users: list[Any] = [body] if single else list(body)
         if not users:
             return _error(422, "the list of users is empty")
         if len(users) > MAX_USERS:
@@ -276,30 +268,31 @@ def create_app(scorer: Scorer, max_body_bytes: int = MAX_BODY_BYTES) -> FastAPI:
         except InputError as e:  # e.g. explain on a model without contributions
             return _error(422, str(e))
         if not scored.valid.all():
-            bad = np.flatnonzero(~scored.valid)
-            details = [
-                {
-                    "field": (f"[{i}]." if not single else "") + scored.reasons.iloc[i].split(" ")[0],
-                    "message": scored.reasons.iloc[i],
-                }
-                for i in bad[:50]
-            ]
+            details = []
+            for i in np.flatnonzero(~scored.valid)[:50].tolist():
+                problem = scored.rows.problem(i)
+                if problem is not None:
+                    field = problem.column if single else f"[{i}].{problem.column}"
+                    details.append({"field": field, "message": problem.message})
             return _error(422, f"{details[0]['field']}: {details[0]['message']}", details)
         out = []
-        th = scorer.threshold
         for i, p in enumerate(scored.probability):
-            item: dict[str, Any] = {"probability": float(p), "decision": int(p >= th), "threshold": th}
+            item: dict[str, Any] = {
+                "probability": float(p),
+                "decision": int(scored.decision[i]),
+                "threshold": scorer.threshold,
+            }
             if id_col:
                 item["id"] = getattr(users[i], id_col, None)
             warn = [
                 f"{c} {getattr(users[i], c)!r} was not seen in training; scored as a rare code"
                 for c, cats in known.items()
-                if getattr(users[i], c) not in cats and getattr(users[i], c) is not None
+                if getattr(users[i], c) not in cats and getattr(users[i], c) not in (None, *config.NA_VALUES)
             ]
             if warn:
                 item["warnings"] = warn
-            if scored.reasons_top is not None:
-                item["reasons"] = [format_reason(n, v) for n, v in scored.reasons_top[i]]
+            if scored.top is not None:
+                item["reasons"] = scored.top.texts(i)
             out.append(item)
         # Returned as a ready response: the items are built above, re-validating them costs time.
         return JSONResponse(out[0] if single else {"predictions": out})
@@ -332,10 +325,10 @@ def app_from_env() -> FastAPI:
 
 def serve(
     scorer: Scorer,
-    host: str = "127.0.0.1",
-    port: int = 8000,
+    host: str = config.SERVE_HOST,
+    port: int = config.SERVE_PORT,
     max_body_bytes: int = MAX_BODY_BYTES,
-    workers: int = 1,
+    workers: int = config.SERVE_WORKERS,
     model_path: str | None = None,
 ) -> None:
     """Run the service; with workers > 1, each worker process loads the bundle at model_path."""

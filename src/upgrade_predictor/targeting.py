@@ -41,6 +41,11 @@ def profit_curve(y: np.ndarray, p: np.ndarray, offer_cost: float, upgrade_value:
     return curve
 
 
+def best_policy(curve: pd.DataFrame) -> pd.Series:
+    """The most profitable row of a profit curve (the first, i.e. fewest offers, among ties)."""
+    return curve.iloc[int(np.argmax(curve["profit"].to_numpy()))]
+
+
 def gains_table(y: np.ndarray, p: np.ndarray, bins: int = 10) -> pd.DataFrame:
     """Cumulative gains and lift by score decile (or any number of equal-size bins)."""
     ys, _ = ranked(y, p)
@@ -155,7 +160,7 @@ def recommend_policies(
     Cut-offs are chosen on (y_fit, p_fit), out-of-fold scores, and judged on the held-out
     (y_eval, p_eval) with bootstrap intervals, so the choice is not graded on its own data."""
     curve = profit_curve(y_fit, p_fit, offer_cost, upgrade_value)
-    best = curve.loc[curve["profit"].idxmax()]
+    best = best_policy(curve)
     share = float(best["share_offered"])
     candidates = [("recommended", float(best["threshold"]), share)]
     if share > 0:

@@ -18,7 +18,7 @@ Why these cutoffs:
   row count bounded where the hazard is flat and consecutive rows would be near-duplicates.
 
 Rows of one user overlap in their label windows, so rows are not independent: validation must group
-by user (`user_folds`) or cut on time with a gap of one horizon (`time_split`, `rolling_origins`).
+by user (the training code's `cv_folds` with user ids as groups) or cut on time with a gap of one horizon (`time_split`, `rolling_origins`).
 """
 
 from __future__ import annotations
@@ -28,8 +28,6 @@ from datetime import date
 
 import numpy as np
 import pandas as pd
-from numpy.typing import ArrayLike
-from sklearn.model_selection import StratifiedGroupKFold
 
 from upgrade_predictor.errors import InputError
 
@@ -331,18 +329,3 @@ def rolling_origins(
         )
     last = _last_cutoff(design)
     return [_split_at(design, last - k * step_days, test_days) for k in reversed(range(n_origins))]
-
-
-def user_folds(
-    rows: pd.DataFrame, y: ArrayLike, n_splits: int, seed: int, repeats: int = 1
-) -> list[tuple[int, np.ndarray, np.ndarray]]:
-    """Repeated stratified k-fold grouped by user_id, as (repeat, train, validation) position arrays."""
-    y_arr = np.asarray(y)
-    if len(y_arr) != len(rows):
-        raise InputError(f"y has {len(y_arr)} values but rows has {len(rows)}; pass one label per row")
-    groups = rows["user_id"].to_numpy()
-    folds: list[tuple[int, np.ndarray, np.ndarray]] = []
-    for r in range(repeats):
-        splitter = StratifiedGroupKFold(n_splits, shuffle=True, random_state=seed + r)
-        folds.extend((r, tr, va) for tr, va in splitter.split(np.zeros(len(y_arr)), y_arr, groups))
-    return folds

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from jinja2 import Environment, PackageLoader, select_autoescape
+from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 from rich.console import Console
 
 from .. import __version__
@@ -33,48 +34,76 @@ from .plots import (
 REPORT_FILE = "report.html"
 
 
+@dataclass(frozen=True)
+class Section:
+    anchor: str  # the heading's id, linked from the contents and the recommendations
+    title: str
+
+
+# The report's sections in order: the contents and the heading numbers follow this list.
+SECTIONS = [
+    Section("data", "Data"),
+    Section("comparison", "Model comparison"),
+    Section("imbalance", "Imbalance strategies"),
+    Section("chosen", "Chosen model"),
+    Section("drivers", "What drives upgrades"),
+    Section("segments", "Segments"),
+    Section("targeting", "Targeting"),
+    Section("caveats", "Caveats"),
+    Section("recommendations", "Recommendations"),
+]
+
+
 # ------------------------------------------------------------------ assembling
 
 
-def render(run: Run, ins: dict, name: str | None = None) -> str:
+def figures(run: Run, ins: insights.Insights) -> dict[str, str | None]:
+    """Every plot of the report as a data URI (None where the run has nothing to draw)."""
+    d, cmp_, drv, seg, tgt = ins.data, ins.comparison, ins.drivers, ins.segments, ins.targeting
+    objective = run.metrics.objective if f"{run.metrics.objective}_mean" in cmp_.board else "pr_auc"
+    figs: dict[str, str | None] = {
+        "dist": plot_distributions(run.dataset.X, run.dataset.y, d.numeric) if d.numeric else None,
+        "corr": plot_corr(d.corr) if len(d.corr) else None,
+        "leaderboard": plot_leaderboard(cmp_.board, objective),
+        "calibration": plot_calibration(ins.chosen, run.metrics.test.brier),
+        "shap": plot_shap(drv.shap),
+        "pdp": plot_pdp(drv.pdp) if drv.pdp else None,
+        "segments": plot_segments(seg) if seg else None,
+        "profit": plot_profit(tgt),
+    }
+    figs["roc"], figs["pr"] = plot_roc_pr(cmp_.curves, cmp_.base_rate)
+    without = "without " + ", ".join(run.leaky)
+    imp = {"chosen model": drv.permutation}
+    if drv.permutation_no_leak is not None:
+        imp[without] = drv.permutation_no_leak
+    figs["importance"] = plot_importance(imp)
+    odds = {"all numeric columns": drv.logit.table}
+    if drv.logit_no_leak is not None:
+        odds[without] = drv.logit_no_leak.table
+    figs["odds"] = plot_odds(odds) if any(len(t) for t in odds.values()) else None
+    figs["gains"], figs["lift"] = plot_gains(tgt)
+    return figs
+
+
+def render(run: Run, ins: insights.Insights, name: str | None = None) -> str:
     env = Environment(
         loader=PackageLoader("upgrade_predictor", "templates"),
         autoescape=select_autoescape(["html", "j2"]),
+        undefined=StrictUndefined,  # a name the insights do not have fails the build, not the reader
         trim_blocks=True,
         lstrip_blocks=True,
     )
     env.filters.update(pct=pct, num=num, money=money, signed=signed, interval=interval)
     env.globals.update(pct=pct, num=num, money=money, interval=interval, signed=signed)
-    d, cmp_, drv, seg, tgt = ins["data"], ins["comparison"], ins["drivers"], ins["segments"], ins["targeting"]
-    X, y = run.dataset.X, run.dataset.y
-    figs = {
-        "dist": plot_distributions(X, y, d["numeric"]) if d["numeric"] else None,
-        "corr": plot_corr(d["corr"]) if len(d["corr"]) else None,
-        "leaderboard": plot_leaderboard(
-            cmp_["board"], cmp_["objective"] if f"{cmp_['objective']}_mean" in cmp_["board"] else "pr_auc"
-        ),
-        "calibration": plot_calibration(ins["chosen"]["calibration"], ins["chosen"]["brier"]),
-        "shap": plot_shap(drv["shap"]),
-        "pdp": plot_pdp(drv["pdp"]) if drv["pdp"] else None,
-        "segments": plot_segments(seg) if seg else None,
-        "profit": plot_profit(tgt),
-    }
-    figs["roc"], figs["pr"] = plot_roc_pr(cmp_["curves"], cmp_["base_rate"])
-    imp = {"chosen model": drv["permutation"]}
-    if "permutation_no_leak" in drv:
-        imp["without " + ", ".join(run.leaky)] = drv["permutation_no_leak"]
-    figs["importance"] = plot_importance(imp)
-    odds = {"all numeric columns": drv["logit"]["table"]}
-    if "logit_no_leak" in drv:
-        odds["without " + ", ".join(run.leaky)] = drv["logit_no_leak"]["table"]
-    figs["odds"] = plot_odds(odds) if any(len(t) for t in odds.values()) else None
-    figs["gains"], figs["lift"] = plot_gains(tgt)
     return env.get_template("report.html.j2").render(
         run=run,
         info=run.info,
+        aud=run.audit,
         m=run.metrics,
         ins=ins,
-        figs=figs,
+        figs=figures(run, ins),
+        sections=SECTIONS,
+        headings={s.anchor: f"{i}. {s.title}" for i, s in enumerate(SECTIONS, 1)},
         version=__version__,
         generated=datetime.now().isoformat(timespec="seconds"),
         leaky=run.leaky,

@@ -1,16 +1,17 @@
-"""Batch scoring of a file into a ranked target list and a rejects file, streamed in Arrow batches."""
+"""Batch scoring of a file, folder or glob into a ranked target list and a rejects file, streamed in
+Arrow batches."""
 
 from __future__ import annotations
 
 import queue
 import threading
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import IO, Any, TypeVar
 
 import numpy as np
-import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
@@ -19,32 +20,44 @@ import pyarrow.parquet as pq
 from .. import config
 from ..errors import InputError
 from ..files import write_atomic
-from ..sources.tables import batch_to_frame, columns_of, iter_batches
-from .scorer import EXPLAIN_FAMILIES, Scorer, format_reason, rank_order, selected_count
+from ..schema import ValidatedRows
+from ..sources.tables import Inputs, batch_to_frame, input_files
+from .scorer import Columns, Scorer, TopReasons, rank_order, selected_count
+
+T = TypeVar("T")
 
 
 @dataclass
 class BatchResult:
+    """What a scoring run wrote and counted."""
+
     out: Path
     rejects: Path
-    rows: int
-    accepted: int
-    rejected: int
-    written: int
+    rows: int = 0
+    accepted: int = 0
+    rejected: int = 0
+    written: int = 0
     reject_reasons: dict[str, int] = field(default_factory=dict)
+    id_column: str | None = None  # carried to the outputs; None: rows are known by their number
+    files: int = 1  # the input's parts; row numbers run across them in name order
+    duplicate_ids: int = 0  # rows whose id an earlier row already had (all are kept)
 
     @property
     def reject_share(self) -> float:
         return self.rejected / self.rows if self.rows else 0.0
 
+    def add_reasons(self, counts: dict[str, int]) -> None:
+        for text, count in counts.items():
+            self.reject_reasons[text] = self.reject_reasons.get(text, 0) + count
 
-def _prefetch(it, depth: int = 1):
+
+def _prefetch(it: Iterable[T], depth: int = 1) -> Iterator[T]:
     """Run an iterator in a thread: Arrow parses the next batch while this one is scored."""
     q: queue.Queue = queue.Queue(maxsize=depth)
     done = object()
     stop = threading.Event()
 
-    def run():
+    def run() -> None:
         try:
             for item in it:
                 while not stop.is_set():
@@ -83,123 +96,36 @@ def score_file(
     budget: float | None = None,
     offer_cost: float | None = None,
     explain: bool = False,
-    workers: int = 2,
+    id_column: str | None = None,
+    carry: Sequence[str] = (),
+    workers: int = config.SCORE_WORKERS,
     progress: Callable[[int, int], None] | None = None,
 ) -> BatchResult:
-    """Score a CSV/Parquet file into a ranked list (CSV or Parquet by --out's suffix) and a rejects file.
+    """Score a CSV/Parquet file, folder of parts or glob into a ranked list (CSV or Parquet by --out's
+    suffix) and a rejects file. Rows are numbered from 0 across the parts in name order; the id column
+    and the `carry` columns are written beside them, as text.
 
     Both files appear only when the whole run succeeded (temp file, then rename)."""
-    data, out = Path(data), Path(out)
+    inputs = input_files(data)
+    out = Path(out)
     rejects = Path(rejects) if rejects else default_rejects_path(out)
-    if out.resolve() == data.resolve() or rejects.resolve() == data.resolve():
-        raise InputError(f"{out}: the output would overwrite the input file")
     if out.exists() and out.is_dir():
         raise InputError(f"{out}: is a folder; give a file name ending in .csv or .parquet")
-    if explain and scorer.family not in (None, *EXPLAIN_FAMILIES):
-        raise InputError(f"--explain needs a gradient-boosting model; this bundle is {scorer.family!r}")
-    if offer_cost is None:
-        offer_cost = float(scorer.bundle.metadata.get("offer_cost", config.OFFER_COST))
+    inputs_resolved = {f.resolve() for f in inputs.files}
+    if out.resolve() in inputs_resolved or rejects.resolve() in inputs_resolved:
+        raise InputError(f"{out}: the output would overwrite the input file")
+    if explain:
+        scorer.require_explain()
+    offer_cost = scorer.offer_cost if offer_cost is None else offer_cost
     selected_count(1, top, budget, offer_cost)  # argument errors before any work
-    schema = scorer.schema
-    id_col = schema.id_column
-    size = data.stat().st_size if data.exists() else 0
-    consumed = [0]
+    cols = scorer.columns_for(inputs, id_column, carry)
+    inputs.require(cols.read)
+    result = BatchResult(out, rejects, id_column=cols.id, files=len(inputs.files))
 
-    def on_read(n: int) -> None:
-        consumed[0] += n
-        if progress:
-            progress(min(consumed[0], size), size)
-
-    result = BatchResult(out, rejects, 0, 0, 0, 0)
-
-    def run(rejects_file, out_file):
-        probs: list[np.ndarray] = []
-        rows: list[np.ndarray] = []
-        ids: list[pa.Array] = []
-        expl: list[tuple[np.ndarray, np.ndarray]] = []
-        names: list[str] = []
-        reasons_count: dict[str, int] = {}
-        writer = None
-        offset = 0
-        pool = ThreadPoolExecutor(max(workers, 1))
-
-        def work(batch, start):
-            df = batch_to_frame(batch, schema)
-            X, why = scorer.validate(df)
-            valid = (why == "").to_numpy()
-            Xv = X[valid] if not valid.all() else X
-            p = scorer.predict(Xv)
-            top_c = scorer.top_contributions(Xv) if explain and len(Xv) else None
-            return batch, start, valid, why, p, top_c
-
-        cols_in_file = set(columns_of(data))
-        with_id = id_col is not None and id_col in cols_in_file
-        batches = iter_batches(data, schema.names + ([id_col] if with_id else []), on_read)
-        pending = []
-        try:
-            for batch in _prefetch(batches):
-                pending.append(pool.submit(work, batch, offset))
-                offset += batch.num_rows
-                while len(pending) >= max(workers, 1) or (pending and pending[0].done()):
-                    writer = _collect(
-                        pending.pop(0).result(),
-                        probs,
-                        rows,
-                        ids,
-                        expl,
-                        names,
-                        reasons_count,
-                        rejects_file,
-                        writer,
-                        with_id,
-                        id_col,
-                        result,
-                    )
-            while pending:
-                writer = _collect(
-                    pending.pop(0).result(),
-                    probs,
-                    rows,
-                    ids,
-                    expl,
-                    names,
-                    reasons_count,
-                    rejects_file,
-                    writer,
-                    with_id,
-                    id_col,
-                    result,
-                )
-        finally:
-            for f in pending:
-                f.cancel()
-            pool.shutdown(wait=True, cancel_futures=True)
-        if result.rows == 0:
-            raise InputError(f"{data}: the file has no data rows")
-        if writer is None:  # an empty rejects file still says which columns a reject would have
-            fields = [pa.field("row", pa.int64())] + [
-                pa.field(n, pa.string()) for n in (schema.names + ([id_col] if with_id else []))
-            ]
-            fields.append(pa.field("reason", pa.string()))
-            pacsv.CSVWriter(rejects_file, pa.schema(fields)).close()
-        else:
-            writer.close()
-        result.reject_reasons = reasons_count
-        p = np.concatenate(probs) if probs else np.empty(0)
-        probs.clear()
-        row = np.concatenate(rows) if rows else np.empty(0, dtype=np.int64)
-        rows.clear()
-        order = rank_order(p)
-        keep = order[: selected_count(len(p), top, budget, offer_cost)]
-        id_arr = pa.chunked_array(ids) if with_id and ids else None
-        if explain and expl:
-            e_idx = np.concatenate([e[0] for e in expl])
-            e_val = np.concatenate([e[1] for e in expl])
-        else:
-            e_idx = e_val = None
-        result.written = _write_ranked(
-            out_file, out, keep, p, row, id_arr, id_col, scorer.threshold, e_idx, e_val, names
-        )
+    def run(rejects_file: IO[bytes], out_file: IO[bytes]) -> None:
+        ranked = _scan(scorer, inputs, cols, explain, workers, progress, result, rejects_file)
+        keep = rank_order(ranked.p)[: selected_count(len(ranked.p), top, budget, offer_cost)]
+        result.written = _write_ranked(out_file, out, keep, ranked)
 
     write_atomic(rejects, lambda rf: write_atomic(out, lambda of: run(rf, of)))
     return result
@@ -209,103 +135,193 @@ def default_rejects_path(out: Path) -> Path:
     return out.with_name(out.stem + ".rejects.csv")
 
 
-def _collect(
-    res,
-    probs,
-    rows,
-    ids,
-    expl,
-    names,
-    reasons_count,
-    rejects_file,
-    writer,
-    with_id,
-    id_col,
-    result: BatchResult,
-):
-    batch, start, valid, why, p, top_c = res
-    n = batch.num_rows
-    result.rows += n
-    idx = np.arange(start, start + n, dtype=np.int64)
-    probs.append(p)
-    rows.append(idx[valid])
-    if with_id:
-        ids.append(pc.cast(batch.column(id_col), pa.string()).filter(pa.array(valid)))
-    if top_c is not None:
-        expl.append((top_c[0], top_c[1]))
-        if not names:
-            names.extend(top_c[2])
-    result.accepted += int(valid.sum())
+@dataclass
+class _Ranked:
+    """The accepted rows of every batch, in input order."""
+
+    p: np.ndarray
+    decision: np.ndarray
+    row: np.ndarray
+    carried: dict[str, pa.ChunkedArray]
+    top: TopReasons | None
+
+
+@dataclass
+class _Part:
+    """One batch scored, reduced to what the outputs need (its frames are freed at once)."""
+
+    rows: int
+    p: np.ndarray
+    decision: np.ndarray
+    row: np.ndarray  # input row numbers of the accepted rows
+    carried: dict[str, pa.Array]  # the carried columns of the accepted rows, as text
+    top: TopReasons | None
+    rejects: pa.Table | None
+    reasons: dict[str, int]
+
+
+def _score_batch(scorer: Scorer, batch: pa.RecordBatch, start: int, cols: Columns, explain: bool) -> _Part:
+    """Score one batch with Scorer.score_frame; its accepted rows and its rejects table."""
+    scored = scorer.score_frame(batch_to_frame(batch, scorer.schema), explain=explain)
+    idx = np.arange(start, start + batch.num_rows, dtype=np.int64)
+    valid = scored.valid
     bad = ~valid
+    rejects = None
     if bad.any():
-        result.rejected += int(bad.sum())
-        table, counts = reject_table(batch, bad, why, {"row": pa.array(idx[bad])})
-        for text, count in counts.items():
-            reasons_count[text] = reasons_count.get(text, 0) + count
-        if writer is None:
-            writer = pacsv.CSVWriter(rejects_file, table.schema)
-        writer.write_table(table)
-    return writer
+        rejects = reject_table(batch, bad, scored.rows, {"row": pa.array(idx[bad])}, cols.id)
+    return _Part(
+        batch.num_rows,
+        scored.probability,
+        scored.decision,
+        idx[valid],
+        carried_columns(batch, valid, cols.carried),
+        scored.top,
+        rejects,
+        scored.rows.counts(),
+    )
 
 
-def reject_table(batch, bad: np.ndarray, reasons: pd.Series, keys: dict) -> tuple[pa.Table, dict[str, int]]:
-    """The rejected rows of a batch: `keys` columns, every cell as text, and the reason; plus a count
-    per reason. Shared by the single-machine and the cluster paths."""
-    texts = reasons.to_numpy()[bad].astype(str)
-    counts = {str(t): int(c) for t, c in zip(*np.unique(texts, return_counts=True))}
+def _scan(
+    scorer: Scorer,
+    inputs: Inputs,
+    cols: Columns,
+    explain: bool,
+    workers: int,
+    progress: Callable[[int, int], None] | None,
+    result: BatchResult,
+    rejects_file: IO[bytes],
+) -> _Ranked:
+    """Read and score every batch (a few at once), write the rejects in input order, keep the accepted rows."""
+    size, consumed = inputs.size, [0]
+
+    def on_read(n: int) -> None:
+        consumed[0] += n
+        if progress:
+            progress(min(consumed[0], size), size)
+
+    kept: list[_Part] = []
+    rejected_ids: list[pa.ChunkedArray] = []
+    writer: list[pacsv.CSVWriter] = []
+
+    def collect(part: _Part) -> None:
+        result.rows += part.rows
+        result.accepted += len(part.p)
+        if part.rejects is not None:
+            result.rejected += part.rejects.num_rows
+            result.add_reasons(part.reasons)
+            if cols.id:
+                rejected_ids.append(part.rejects.column(cols.id))
+            if not writer:
+                writer.append(pacsv.CSVWriter(rejects_file, part.rejects.schema))
+            writer[0].write_table(part.rejects)
+            part.rejects = None
+        kept.append(part)
+
+    pool = ThreadPoolExecutor(max(workers, 1))
+    pending: list[Future[_Part]] = []
+    try:
+        offset = 0
+        for batch in _prefetch(inputs.batches(cols.read, on_read)):
+            pending.append(pool.submit(_score_batch, scorer, batch, offset, cols, explain))
+            offset += batch.num_rows
+            while len(pending) >= max(workers, 1) or (pending and pending[0].done()):
+                collect(pending.pop(0).result())
+        while pending:
+            collect(pending.pop(0).result())
+    finally:
+        for f in pending:
+            f.cancel()
+        pool.shutdown(wait=True, cancel_futures=True)
+    if result.rows == 0:
+        raise InputError(f"{inputs.source}: the input has no data rows")
+    if writer:
+        writer[0].close()
+    else:  # an empty rejects file still says which columns a reject would have
+        pacsv.CSVWriter(rejects_file, reject_schema(cols.read, cols.id)).close()
+    carried = {c: pa.chunked_array([k.carried[c] for k in kept], pa.string()) for c in cols.carried}
+    if cols.id:
+        accepted = carried[cols.id].chunks
+        result.duplicate_ids = duplicate_count([*accepted, *[c for r in rejected_ids for c in r.chunks]])
+    tops = [k.top for k in kept if k.top is not None]
+    return _Ranked(
+        np.concatenate([k.p for k in kept]),
+        np.concatenate([k.decision for k in kept]),
+        np.concatenate([k.row for k in kept]),
+        carried,
+        TopReasons.concat(tops) if tops else None,
+    )
+
+
+def duplicate_count(ids: list[pa.Array]) -> int:
+    """How many ids repeat one seen before (missing ids aside)."""
+    arr = pa.chunked_array(ids, pa.string())
+    present = len(arr) - arr.null_count
+    return int(present - pc.count_distinct(arr, mode="only_valid").as_py())
+
+
+def reject_table(
+    batch: pa.RecordBatch | pa.Table,
+    bad: np.ndarray,
+    rows: ValidatedRows,
+    keys: dict[str, pa.Array],
+    id_col: str | None,
+) -> pa.Table:
+    """The rejected rows of a batch: `keys` columns, the id, every cell as text, the offending column and
+    the reason. Shared by the single-machine and the cluster paths."""
     sub = batch.filter(pa.array(bad))
     cols = dict(keys)
-    for name in sub.schema.names:
+    names = ([id_col] if id_col else []) + [n for n in sub.schema.names if n != id_col]
+    for name in names:
         cols[name] = pc.cast(sub.column(name), pa.string())
-    cols["reason"] = pa.array(texts, pa.string())
-    return pa.table(cols), counts
+    cols["column"] = pa.array(rows.columns(bad).astype(str), pa.string())
+    cols["reason"] = pa.array(rows.messages(bad).astype(str), pa.string())
+    return pa.table(cols)
 
 
-def _write_ranked(
-    f,
-    out: Path,
-    keep: np.ndarray,
-    p: np.ndarray,
-    row: np.ndarray,
-    ids,
-    id_col,
-    threshold: float,
-    e_idx,
-    e_val,
-    names,
-) -> int:
-    """The ranked list, best first: row, [id], probability, decision, rank, [reason_1..k]."""
+def carried_columns(
+    batch: pa.RecordBatch | pa.Table, valid: np.ndarray, names: list[str]
+) -> dict[str, pa.Array]:
+    """The carried columns of a batch's accepted rows, as text."""
+    keep = pa.array(valid)
+    return {c: pc.cast(batch.column(c), pa.string()).filter(keep) for c in names}
+
+
+def reject_schema(read: list[str], id_col: str | None) -> pa.Schema:
+    """The columns of a rejects file: row, [id], the cells read, column, reason."""
+    names = ["row", *([id_col] if id_col else []), *[c for c in read if c != id_col], "column", "reason"]
+    return pa.schema([pa.field(n, pa.int64() if n == "row" else pa.string()) for n in names])
+
+
+def ranked_schema(carried: list[str], reasons: int = 0) -> pa.Schema:
+    """The columns of a ranked list: row, [id and carried columns], probability, decision, rank,
+    [reason_1..k]."""
+    fields = [pa.field("row", pa.int64())] + [pa.field(c, pa.string()) for c in carried]
+    fields += [
+        pa.field("probability", pa.float64()),
+        pa.field("decision", pa.int8()),
+        pa.field("rank", pa.int64()),
+    ]
+    fields += [pa.field(f"reason_{k + 1}", pa.string()) for k in range(reasons)]
+    return pa.schema(fields)
+
+
+def _write_ranked(f: IO[bytes], out: Path, keep: np.ndarray, r: _Ranked) -> int:
+    """The ranked list, best first."""
     parquet = out.suffix.lower() in {".parquet", ".pq"}
-    writer = None
+    sch = ranked_schema(list(r.carried), r.top.k if r.top is not None else 0)
+    writer = pq.ParquetWriter(f, sch) if parquet else pacsv.CSVWriter(f, sch)
     step = 1 << 20
     for s in range(0, len(keep), step):
         sel = keep[s : s + step]
-        cols = {"row": pa.array(row[sel])}
-        if ids is not None:
-            cols[id_col] = ids.take(pa.array(sel))
-        ps = p[sel]
-        cols["probability"] = pa.array(ps)
-        cols["decision"] = pa.array((ps >= threshold).astype(np.int8))
+        cols: dict[str, Any] = {"row": pa.array(r.row[sel])}
+        for name, values in r.carried.items():
+            cols[name] = values.take(pa.array(sel))
+        cols["probability"] = pa.array(r.p[sel])
+        cols["decision"] = pa.array(r.decision[sel])
         cols["rank"] = pa.array(np.arange(s + 1, s + len(sel) + 1, dtype=np.int64))
-        if e_idx is not None:
-            for k in range(e_idx.shape[1]):
-                cols[f"reason_{k + 1}"] = pa.array(
-                    [format_reason(names[j], v) for j, v in zip(e_idx[sel, k], e_val[sel, k])], pa.string()
-                )
-        table = pa.table(cols)
-        if writer is None:
-            writer = pq.ParquetWriter(f, table.schema) if parquet else pacsv.CSVWriter(f, table.schema)
-        writer.write_table(table)
-    if writer is None:  # nothing selected: still a valid, empty list with its header
-        fields = [pa.field("row", pa.int64())] + ([pa.field(id_col, pa.string())] if ids is not None else [])
-        fields += [
-            pa.field("probability", pa.float64()),
-            pa.field("decision", pa.int8()),
-            pa.field("rank", pa.int64()),
-        ]
-        if e_idx is not None:
-            fields += [pa.field(f"reason_{k + 1}", pa.string()) for k in range(e_idx.shape[1])]
-        sch = pa.schema(fields)
-        writer = pq.ParquetWriter(f, sch) if parquet else pacsv.CSVWriter(f, sch)
+        if r.top is not None:
+            for k in range(r.top.k):
+                cols[f"reason_{k + 1}"] = pa.array(r.top.column(k, sel), pa.string())
+        writer.write_table(pa.table(cols, schema=sch))
     writer.close()
     return int(len(keep))

@@ -7,6 +7,8 @@ written here; Scorer trusts it only after it reproduces the plain pipeline on pr
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -19,7 +21,7 @@ from sklearn.preprocessing import FunctionTransformer
 from sklearn.utils.metaestimators import available_if
 
 from ..features import QuantileClipper
-from ..models import LGBMClassifier
+from ..models import LGBMClassifier, inner_pipeline
 from ..schema import Schema
 
 
@@ -31,7 +33,7 @@ class FastPipeline(ClassifierMixin, BaseEstimator):
     hundred countries; scikit-learn would look every string up in Python). Every other step runs
     as is. Scorer checks this path against the plain pipeline before trusting it."""
 
-    def __init__(self, pipeline):
+    def __init__(self, pipeline: Any):
         self.pipeline = pipeline
         self.classes_ = pipeline.classes_
         self._steps = [
@@ -48,34 +50,35 @@ class FastPipeline(ClassifierMixin, BaseEstimator):
             else None
         )
 
-    def transform(self, X: pd.DataFrame):
+    def transform(self, X: pd.DataFrame) -> np.ndarray:
         Z = X
         for run in self._steps:
             Z = run(Z)
         return Z if isinstance(Z, np.ndarray) else _as_frame(Z).to_numpy()
 
-    def predict_proba(self, X):
+    def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
         if self._booster is not None:
-            p = self._booster.predict(self.transform(X), num_threads=1)
+            p = np.asarray(self._booster.predict(self.transform(X), num_threads=1), dtype="float64")
             return np.vstack((1.0 - p, p)).transpose()
         return self.pipeline.steps[-1][1].predict_proba(self.transform(X))
 
+    # A calibrator wrapping the pipeline prefers this response.
     @available_if(lambda self: hasattr(self.pipeline.steps[-1][1], "decision_function"))
-    def decision_function(self, X):  # a calibrator wrapping the pipeline prefers this response
+    def decision_function(self, X: pd.DataFrame) -> np.ndarray:
         if self._booster is not None:
-            return self._booster.predict(self.transform(X), raw_score=True, num_threads=1)
+            return np.asarray(self._booster.predict(self.transform(X), raw_score=True, num_threads=1))
         return self.pipeline.steps[-1][1].decision_function(self.transform(X))
 
 
-def _as_frame(Z) -> pd.DataFrame:
+def _as_frame(Z: Any) -> pd.DataFrame:
     return pd.DataFrame(Z, copy=False) if isinstance(Z, dict) else Z
 
 
-def _column(Z, name: str) -> np.ndarray:
+def _column(Z: Any, name: str) -> np.ndarray:
     return Z[name] if isinstance(Z, dict) else Z[name].to_numpy()
 
 
-def _compile_step(step):
+def _compile_step(step: Any) -> Callable[[Any], Any]:
     if isinstance(step, ColumnTransformer):
         try:
             return _ColumnPlan(step)
@@ -88,14 +91,15 @@ class _Unfamiliar(Exception):
     pass
 
 
-def _numeric_kernel(trans):
+def _numeric_kernel(trans: Any) -> Callable[[np.ndarray], np.ndarray] | None:
     """A numpy function equal to a fitted numeric transformer's transform, or None."""
     if isinstance(trans, SkPipeline):
-        kernels = [_numeric_kernel(t) for _, t in trans.steps if t not in (None, "passthrough")]
-        if any(k is None for k in kernels):
+        found = [_numeric_kernel(t) for _, t in trans.steps if t not in (None, "passthrough")]
+        kernels = [k for k in found if k is not None]
+        if len(kernels) < len(found):
             return None
 
-        def chain(A):
+        def chain(A: np.ndarray) -> np.ndarray:
             for k in kernels:
                 A = k(A)
             return A
@@ -118,7 +122,7 @@ def _numeric_kernel(trans):
     return None
 
 
-def _is_passthrough(trans) -> bool:
+def _is_passthrough(trans: Any) -> bool:
     return trans == "passthrough" or (
         type(trans) is FunctionTransformer and trans.func is None and trans.inverse_func is None
     )
@@ -135,7 +139,7 @@ class _ColumnPlan:
             raise _Unfamiliar
         self.names_out = [str(n) for n in ct.get_feature_names_out()]
         self.pandas = getattr(ct, "_sklearn_output_config", {}).get("transform") == "pandas"
-        self.parts = []
+        self.parts: list[tuple[slice, list[str], str, Any]] = []
         for name, trans, cols in ct.transformers_:
             sl = ct.output_indices_[name]
             if sl.stop == sl.start or trans == "drop":
@@ -152,7 +156,7 @@ class _ColumnPlan:
             else:
                 raise _Unfamiliar
 
-    def __call__(self, Z):
+    def __call__(self, Z: Any) -> Any:
         n = len(Z[next(iter(Z))]) if isinstance(Z, dict) else len(Z)
         if self.pandas:
             out: dict[str, np.ndarray] = {}
@@ -167,7 +171,7 @@ class _ColumnPlan:
             out_m[:, sl] = np.column_stack(block) if isinstance(block, list) else block
         return out_m
 
-    def _part(self, Z, n, cols, kind, fn, width):
+    def _part(self, Z: Any, n: int, cols: list[str], kind: str, fn: Any, width: int) -> Any:
         if kind == "pass":
             return [_column(Z, c) for c in cols]
         if kind == "num":
@@ -175,8 +179,8 @@ class _ColumnPlan:
             return fn(A)
         trans, cache = fn
         values = _column(Z, cols[0])
-        codes, uniq = pd.factorize(values, use_na_sentinel=False)
-        uniq = list(uniq)
+        codes, levels = pd.factorize(values, use_na_sentinel=False)
+        uniq = list(levels)
         todo = [u for u in uniq if u not in cache]
         if todo:
             enc = np.asarray(
@@ -189,18 +193,20 @@ class _ColumnPlan:
         return table[codes]
 
 
-def fast_model(model):
+def fast_model(model: Any) -> Any:
     """The same fitted model with the fast pipeline inside, or None when its shape is unfamiliar."""
     if isinstance(model, SkPipeline):  # imblearn's Pipeline subclasses scikit-learn's
         return FastPipeline(model)
+    pipe = inner_pipeline(model)
     if (
         isinstance(model, CalibratedClassifierCV)
         and len(model.calibrated_classifiers_) == 1
-        and isinstance(model.calibrated_classifiers_[0].estimator, SkPipeline)
+        and isinstance(pipe, SkPipeline)
     ):
         fast = copy.copy(model)
         inner = copy.copy(model.calibrated_classifiers_[0])
-        inner.estimator = FastPipeline(inner.estimator)
+        # A FrozenEstimator only forwards to its pipeline, so the fast pipeline can stand in its place.
+        inner.estimator = FastPipeline(pipe)
         fast.calibrated_classifiers_ = [inner]
         return fast
     return None
@@ -209,7 +215,7 @@ def fast_model(model):
 def probe_rows(schema: Schema, n: int = 256, seed: int = 0) -> pd.DataFrame:
     """Valid rows spanning the schema (zeros, ranges, every known code and an unseen one)."""
     rng = np.random.default_rng(seed)
-    cols = {}
+    cols: dict[str, Any] = {}
     for col in schema.columns:
         if col.kind == "numeric":
             lo = col.minimum if col.minimum is not None else 0.0

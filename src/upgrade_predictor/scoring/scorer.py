@@ -8,18 +8,22 @@ from __future__ import annotations
 
 import math
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 from sklearn.pipeline import Pipeline as SkPipeline
 
+from .. import config
 from ..bundle import Bundle, load_bundle
 from ..errors import InputError
 from ..features import source_columns
 from ..models import inner_pipeline
-from ..schema import Schema
+from ..schema import Schema, ValidatedRows
+from ..sources.tables import Inputs
 from .fast import FastPipeline, fast_model, probe_rows
 
 SUB_ROWS = 65_536  # rows per model call: bounds the one-hot matrix (rows x ~90 float64 columns)
@@ -28,13 +32,77 @@ EXPLAIN_FAMILIES = ("gbm",)
 
 
 @dataclass
-class Scored:
-    """Scores of one frame: probabilities of the valid rows, and a reason for every row."""
+class TopReasons:
+    """The k largest signed contributions of each scored row (by size), as positions into `names`."""
 
-    valid: np.ndarray  # bool per input row
-    reasons: pd.Series  # "" when valid
-    probability: np.ndarray  # one per valid row
-    reasons_top: list[list[tuple[str, float]]] | None = None  # per valid row, with explain
+    index: np.ndarray  # (rows, k) int16
+    value: np.ndarray  # (rows, k) log-odds contributions
+    names: list[str]
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    @property
+    def k(self) -> int:
+        return int(self.index.shape[1])
+
+    def texts(self, i: int) -> list[str]:
+        """Row i's reasons as text, largest first."""
+        return [format_reason(self.names[j], v) for j, v in zip(self.index[i], self.value[i])]
+
+    def column(self, k: int, rows: np.ndarray) -> list[str]:
+        """The k-th reason (0-based) of the given rows, as text."""
+        return [format_reason(self.names[j], v) for j, v in zip(self.index[rows, k], self.value[rows, k])]
+
+    def take(self, rows: slice | np.ndarray) -> TopReasons:
+        return TopReasons(self.index[rows], self.value[rows], self.names)
+
+    @staticmethod
+    def concat(parts: list[TopReasons]) -> TopReasons:
+        return TopReasons(
+            np.concatenate([t.index for t in parts]), np.concatenate([t.value for t in parts]), parts[0].names
+        )
+
+
+@dataclass
+class Scored:
+    """One frame scored: per input row its validity and problem; per valid row (in input order) the
+    probability, the decision at the bundle's threshold and, when asked, the top reasons."""
+
+    rows: ValidatedRows  # every input row coerced, with its problem (column and message) if any
+    valid_features: pd.DataFrame  # the validated rows that were scored
+    probability: np.ndarray
+    decision: np.ndarray  # int8: 1 when probability >= the bundle's threshold
+    top: TopReasons | None = None
+
+    @property
+    def valid(self) -> np.ndarray:
+        return self.rows.valid
+
+    @property
+    def reasons(self) -> pd.Series:
+        return self.rows.reasons
+
+    def slice(self, start: int, stop: int) -> Scored:
+        """Input rows start..stop (positions), with their scored rows."""
+        before = int(self.valid[:start].sum())
+        scored = slice(before, before + int(self.valid[start:stop].sum()))
+        return Scored(
+            self.rows.slice(start, stop),
+            self.valid_features.iloc[scored],
+            self.probability[scored],
+            self.decision[scored],
+            self.top.take(scored) if self.top is not None else None,
+        )
+
+
+@dataclass(frozen=True)
+class Columns:
+    """Which input columns a run reads, and which it carries (as text) to the ranked list."""
+
+    id: str | None  # the id column, or None
+    carried: list[str]  # to the ranked list after `row`: the id first
+    read: list[str]  # the model's features, then the carried columns that are not among them
 
 
 class Scorer:
@@ -57,10 +125,30 @@ class Scorer:
 
     @property
     def family(self) -> str | None:
-        return self.bundle.metadata.get("family")
+        return self.bundle.metadata.family
 
-    def validate(self, df: pd.DataFrame) -> tuple[pd.DataFrame, pd.Series]:
-        return self.schema.validate_rows(df)
+    @property
+    def offer_cost(self) -> float:
+        """The bundle's cost of one offer (for --budget), else the configured default."""
+        cost = self.bundle.metadata.offer_cost
+        return config.OFFER_COST if cost is None else cost
+
+    def require_explain(self) -> None:
+        """Refuse --explain before any work when the bundle's model has no contributions."""
+        if self.family not in (None, *EXPLAIN_FAMILIES):
+            raise InputError(f"--explain needs a gradient-boosting model; this bundle is {self.family!r}")
+
+    def columns_for(self, inputs: Inputs, id_column: str | None, carry: Sequence[str] = ()) -> Columns:
+        """The columns to read and to carry to the outputs. The id is --id when given (every part must
+        hold it), else a column named like the training id when the input has one, else none (rows
+        are known by their number)."""
+        if id_column and id_column in self.schema.names:
+            raise InputError(f"--id {id_column}: a feature of the model, not an id; choose another column")
+        trained = self.schema.id_column
+        id_col = id_column or (trained if trained and trained in inputs.columns() else None)
+        carried = list(dict.fromkeys([*([id_col] if id_col else []), *carry]))
+        read = list(dict.fromkeys([*self.schema.names, *carried]))
+        return Columns(id_col, carried, read)
 
     def predict(self, X: pd.DataFrame) -> np.ndarray:
         """Positive-class probabilities of validated rows, equal to the pipeline's predict_proba."""
@@ -95,12 +183,13 @@ class Scorer:
             self._checked = final or not ok
 
     def score_frame(self, df: pd.DataFrame, explain: bool = False) -> Scored:
-        X, reasons = self.validate(df)
-        valid = (reasons == "").to_numpy()
-        Xv = X[valid] if not valid.all() else X
+        """The one scoring function: validate every row, score the valid ones, decide, explain."""
+        rows = self.schema.validate_rows(df)
+        valid = rows.valid
+        Xv = rows.X if valid.all() else rows.X[valid]
         p = self.predict(Xv)
-        top = self.explain(Xv) if explain else None
-        return Scored(valid, reasons, p, top)
+        decision = (p >= self.threshold).astype(np.int8)  # the only place the threshold is applied
+        return Scored(rows, Xv, p, decision, self.top_reasons(Xv) if explain else None)
 
     # --- explanations ---------------------------------------------------------------------------
     def contributions(self, X: pd.DataFrame) -> tuple[np.ndarray, list[str]]:
@@ -134,24 +223,20 @@ class Scorer:
         return out, names
 
     @staticmethod
-    def _encoded_names(inner) -> list[str]:
-        Z_names = None
+    def _encoded_names(inner: Any) -> list[str]:
+        Z_names: Any = None
         for _, step in inner.steps[:-1]:
             if step is None or step == "passthrough" or hasattr(step, "fit_resample"):
                 continue
             Z_names = step.get_feature_names_out(Z_names)
-        return [str(n) for n in Z_names]
+        return [str(n) for n in (Z_names if Z_names is not None else [])]
 
-    def explain(self, X: pd.DataFrame, k: int = TOP_REASONS) -> list[list[tuple[str, float]]]:
+    def top_reasons(self, X: pd.DataFrame, k: int = TOP_REASONS) -> TopReasons:
         """The k largest contributions (by size, with sign) per row."""
-        idx, vals, names = self.top_contributions(X, k)
-        return [[(names[j], float(v)) for j, v in zip(r_i, r_v)] for r_i, r_v in zip(idx, vals)]
-
-    def top_contributions(self, X: pd.DataFrame, k: int = TOP_REASONS):
         c, names = self.contributions(X)
         k = min(k, c.shape[1])
         idx = np.argsort(-np.abs(c), axis=1, kind="stable")[:, :k]
-        return idx.astype(np.int16), np.take_along_axis(c, idx, axis=1), names
+        return TopReasons(idx.astype(np.int16), np.take_along_axis(c, idx, axis=1), names)
 
 
 def format_reason(name: str, value: float) -> str:

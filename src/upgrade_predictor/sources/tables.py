@@ -1,18 +1,22 @@
-"""The one reader of tables: CSV (delimiter sniffed) or Parquet, whole or as Arrow record batches.
+"""The one reader of tables: CSV (delimiter sniffed, plain or gzipped) or Parquet, whole, as Arrow record
+batches, or as a Dask dataframe.
 
 Training, batch scoring, drift checks and the Dask path all read through here, so every reader shares
-one missing-value rule (only an empty cell is missing: the country code "NA" is Namibia) and one
-missing-column message.
+one input rule (a file, a folder of parts or a glob, parts in name order), one missing-value rule (only
+an empty cell is missing: the country code "NA" is Namibia) and one missing-column message.
 """
 
 from __future__ import annotations
 
 import csv
 import glob
+import gzip
 import hashlib
-import os
+import zlib
 from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 import pyarrow as pa
@@ -22,10 +26,18 @@ import pyarrow.parquet as pq
 
 from .. import config
 from ..errors import InputError
-from ..schema import Schema
+
+if TYPE_CHECKING:  # schema.py imports require_columns from here
+    from ..schema import Schema
 
 BLOCK_BYTES = 8 << 20  # CSV bytes per Arrow record batch (~0.4M rows of this data)
 BATCH_ROWS = 65_536 * 8  # Parquet rows per record batch
+SNIFF_BYTES = 64 * 1024
+GZIP_MAGIC = b"\x1f\x8b"
+PARQUET_SUFFIXES = (".parquet", ".pq")
+DATA_SUFFIXES = (*PARQUET_SUFFIXES, ".csv", ".tsv", ".csv.gz", ".tsv.gz")  # what a folder's parts end in
+GLOB_CHARS = set("*?[")
+GZIP_ERRORS = (gzip.BadGzipFile, zlib.error, EOFError)
 
 
 def check_file(path: str | Path) -> Path:
@@ -40,18 +52,39 @@ def check_file(path: str | Path) -> Path:
     return path
 
 
-def is_parquet(path: Path) -> bool:
-    if path.suffix.lower() in {".parquet", ".pq"}:
-        return True
+def _magic(path: Path) -> bytes:
     with open(path, "rb") as f:
-        return f.read(4) == b"PAR1"
+        return f.read(4)
+
+
+def is_parquet(path: Path) -> bool:
+    return path.suffix.lower() in PARQUET_SUFFIXES or _magic(path) == b"PAR1"
+
+
+def is_gzip(path: Path) -> bool:
+    """Whether the file is gzip-compressed (by its first bytes, whatever its name)."""
+    return _magic(path)[:2] == GZIP_MAGIC
+
+
+def _head_text(path: Path) -> str:
+    """The first characters of a CSV file's text (decompressed), refusing binary content."""
+    try:
+        if is_gzip(path):
+            with gzip.open(path, "rt", newline="", encoding="utf-8", errors="replace") as f:
+                head = f.read(SNIFF_BYTES)
+        else:
+            with open(path, newline="", encoding="utf-8", errors="replace") as f:
+                head = f.read(SNIFF_BYTES)
+    except GZIP_ERRORS as e:
+        raise InputError(f"{path}: cannot be read as gzip-compressed CSV ({e})") from None
+    if "\x00" in head:  # its header would be noise: say what it is instead
+        raise InputError(f"{path}: holds binary data, not CSV text; give a CSV, .csv.gz or Parquet file")
+    return head
 
 
 def sniff_delimiter(path: Path) -> str:
-    with open(path, newline="", encoding="utf-8", errors="replace") as f:
-        head = f.read(64 * 1024)
     try:
-        return csv.Sniffer().sniff(head, delimiters=",;\t|").delimiter
+        return csv.Sniffer().sniff(_head_text(path), delimiters=",;\t|").delimiter
     except csv.Error:
         return ","
 
@@ -71,8 +104,7 @@ def csv_header(path: Path, delimiter: str) -> list[str]:
 
 
 def _header_raw(path: Path, delimiter: str) -> list[str]:
-    with open(path, newline="", encoding="utf-8", errors="replace") as f:
-        return next(csv.reader(f, delimiter=delimiter), [])
+    return next(csv.reader(_head_text(path).splitlines(), delimiter=delimiter), [])
 
 
 def columns_of(path: Path) -> list[str]:
@@ -97,8 +129,15 @@ def require_columns(where: str | Path, available: Iterable[str], needed: list[st
         )
 
 
+def error_line(e: BaseException, limit: int = 300) -> str:
+    """An error's first line, bounded: a parse error quotes the offending row."""
+    text = (str(e).strip().splitlines() or [type(e).__name__])[0]
+    return text if len(text) <= limit else text[:limit] + " ..."
+
+
 def read_table(path: str | Path) -> pd.DataFrame:
-    """Read a whole CSV (delimiter sniffed) or Parquet file, keeping codes such as "NA" as values."""
+    """Read a whole CSV (delimiter sniffed, plain or gzipped) or Parquet file, keeping codes such as "NA"
+    as values."""
     path = check_file(path)
     try:
         if is_parquet(path):
@@ -110,6 +149,7 @@ def read_table(path: str | Path) -> pd.DataFrame:
                 keep_default_na=False,
                 na_values=config.NA_VALUES,
                 skipinitialspace=True,
+                compression="gzip" if is_gzip(path) else None,
             )
     except (
         pd.errors.ParserError,
@@ -117,8 +157,9 @@ def read_table(path: str | Path) -> pd.DataFrame:
         UnicodeDecodeError,
         OSError,
         ValueError,
+        *GZIP_ERRORS,
     ) as e:
-        raise InputError(f"{path}: cannot be read as CSV or Parquet ({str(e).splitlines()[0]})") from None
+        raise InputError(f"{path}: cannot be read as CSV or Parquet ({error_line(e)})") from None
     if df.shape[1] == 0 or len(df) == 0:
         raise InputError(f"{path}: the file has no data rows")
     df.columns = [str(c).strip() for c in df.columns]
@@ -149,8 +190,20 @@ class _CountingFile:
         self.closed = True
 
 
+def _csv_source(path: Path, on_read: Callable[[int], None] | None) -> Any:
+    """What Arrow's CSV reader reads: the file, counted for progress (in file bytes), decompressed."""
+    if on_read is None:
+        raw: Any = pa.OSFile(str(path))
+    else:
+        raw = pa.PythonFile(_CountingFile(path, on_read), mode="r")
+    return pa.CompressedInputStream(raw, "gzip") if is_gzip(path) else raw
+
+
 def iter_batches(
-    path: str | Path, columns: list[str], on_read: Callable[[int], None] | None = None
+    path: str | Path,
+    columns: list[str],
+    on_read: Callable[[int], None] | None = None,
+    delimiter: str | None = None,
 ) -> Iterator[pa.RecordBatch]:
     """Arrow record batches of the needed columns; CSV cells are read as text (cast per batch, so a
     bad cell rejects one row instead of failing the whole read) and only empty cells are missing."""
@@ -167,13 +220,14 @@ def iter_batches(
                 on_read(int(path.stat().st_size * b.num_rows / total))
             yield b
         return
-    delim = sniff_delimiter(path)
-    require_columns(path, csv_header(path, delim), columns)
-    raw_names = {c.strip(): c for c in _header_raw(path, delim)}
-    source = _CountingFile(path, on_read) if on_read else str(path)
+    delim = delimiter or sniff_delimiter(path)
+    raw_header = _header_raw(path, delim)
+    require_columns(path, [c.strip() for c in raw_header], columns)
+    raw_names = {c.strip(): c for c in raw_header}
+    kind = "gzip-compressed CSV" if is_gzip(path) else "CSV"
     try:
         reader = pacsv.open_csv(
-            source,
+            _csv_source(path, on_read),
             read_options=pacsv.ReadOptions(block_size=BLOCK_BYTES),
             parse_options=pacsv.ParseOptions(delimiter=delim),
             convert_options=pacsv.ConvertOptions(
@@ -190,8 +244,8 @@ def iter_batches(
             except StopIteration:
                 break
             yield b.rename_columns(columns)  # include_columns keeps this order; names unstripped
-    except pa.ArrowInvalid as e:
-        raise InputError(f"{path}: cannot be read as CSV ({str(e).splitlines()[0]})") from None
+    except (pa.ArrowInvalid, OSError) as e:
+        raise InputError(f"{path}: cannot be read as {kind} ({error_line(e)})") from None
 
 
 def batch_to_frame(batch: pa.RecordBatch | pa.Table, schema: Schema) -> pd.DataFrame:
@@ -209,31 +263,117 @@ def batch_to_frame(batch: pa.RecordBatch | pa.Table, schema: Schema) -> pd.DataF
     return table.to_pandas(split_blocks=True, self_destruct=True)
 
 
-GLOB_CHARS = set("*?[")
+# --- inputs of several files -----------------------------------------------------------------------
 
 
-def input_files(data: str | Path) -> tuple[list[str], bool]:
-    """The input's files (a file, a folder of part files, or a glob) in name order, and whether they
-    are Parquet; a folder with no data file or with mixed formats is refused."""
+@dataclass(frozen=True)
+class Inputs:
+    """The files of one input (a file, a folder of parts or a glob) in name order, all of one format."""
+
+    source: str  # as the user gave it
+    files: list[Path]
+    format: str  # "parquet", "csv" or "csv.gz"
+    delimiter: str | None  # CSV only: the same in every file
+
+    @property
+    def parquet(self) -> bool:
+        return self.format == "parquet"
+
+    @property
+    def size(self) -> int:
+        return sum(f.stat().st_size for f in self.files)
+
+    def columns(self) -> list[str]:
+        """The first file's columns (every file must hold the needed ones: `require`)."""
+        return self.header(self.files[0])
+
+    def header(self, path: Path) -> list[str]:
+        if self.parquet:
+            return columns_of(path)
+        return csv_header(path, self.delimiter or ",")
+
+    def require(self, needed: list[str]) -> None:
+        """Every file holds the needed columns: a part without one fails here, before any work."""
+        for f in self.files:
+            require_columns(f, self.header(f), needed)
+
+    def batches(
+        self, columns: list[str], on_read: Callable[[int], None] | None = None
+    ) -> Iterator[pa.RecordBatch]:
+        """Record batches of every file in name order."""
+        for f in self.files:
+            yield from iter_batches(f, columns, on_read, self.delimiter)
+
+
+def _format(path: Path) -> str:
+    if is_parquet(path):
+        return "parquet"
+    return "csv.gz" if is_gzip(path) else "csv"
+
+
+def _visible(paths: Iterable[Path]) -> list[Path]:
+    """Files whose names do not mark them as hidden or as bookkeeping (_SUCCESS, _metadata)."""
+    return sorted(p for p in paths if p.is_file() and not p.name.startswith((".", "_")))
+
+
+def input_files(data: str | Path) -> Inputs:
+    """The input's files (a file, a folder of part files, or a glob) in name order, of one format; a
+    folder with no data file or with mixed formats is refused, as are empty files."""
     data = str(data)
     if GLOB_CHARS & set(data):
-        files = sorted(glob.glob(data))
+        files = _visible(Path(p) for p in glob.glob(data))
         if not files:
             raise InputError(f"{data}: no file matches")
     elif Path(data).is_dir():
-        files = sorted(
-            str(p) for p in Path(data).iterdir() if p.is_file() and not p.name.startswith((".", "_"))
-        )
+        files = [p for p in _visible(Path(data).iterdir()) if p.name.lower().endswith(DATA_SUFFIXES)]
         if not files:
-            raise InputError(f"{data}: the folder holds no data files")
-    elif Path(data).exists():
-        files = [data]
+            raise InputError(
+                f"{data}: the folder holds no data file ({', '.join(DATA_SUFFIXES)}); "
+                "give a folder of CSV or Parquet parts"
+            )
     else:
-        raise InputError(f"{data}: no such file")
-    empty = [f for f in files if os.path.getsize(f) == 0]
-    if empty:
-        raise InputError(f"{empty[0]}: the file is empty")
-    kinds = {is_parquet(Path(f)) for f in files}
-    if len(kinds) > 1:
-        raise InputError(f"{data}: mixes Parquet and CSV files; score them separately")
-    return files, kinds.pop()
+        files = [check_file(data)]
+    for f in files:
+        check_file(f)
+    kinds = {f: _format(f) for f in files}
+    formats = sorted(set(kinds.values()))
+    if len(formats) > 1:
+        first = {k: next(f for f in files if kinds[f] == k) for k in formats}
+        raise InputError(
+            f"{data}: mixes formats ({'; '.join(f'{first[k].name} is {k}' for k in formats)}); "
+            "score one format at a time"
+        )
+    delimiter = None
+    if formats[0] != "parquet":
+        delims = {f: sniff_delimiter(f) for f in files}
+        delimiter = delims[files[0]]
+        other = next((f for f in files if delims[f] != delimiter), None)
+        if other is not None:
+            raise InputError(
+                f"{other}: separates cells with {delims[other]!r} but {files[0].name} with "
+                f"{delimiter!r}; give parts written alike"
+            )
+    return Inputs(data, files, formats[0], delimiter)
+
+
+def read_dask(inputs: Inputs, columns: list[str], blocksize: str | int | None) -> Any:
+    """The input as a Dask dataframe of the needed columns, read with the rules of iter_batches: CSV
+    cells as text, only empty cells missing ("NA" is Namibia). Gzipped CSV cannot be split: one
+    partition per file."""
+    import dask.dataframe as dd
+
+    files = [str(f) for f in inputs.files]
+    if inputs.parquet:
+        return dd.read_parquet(files, columns=columns, blocksize=blocksize, split_row_groups="infer")
+    wanted = set(columns)
+    ddf = dd.read_csv(
+        files,
+        sep=inputs.delimiter or ",",
+        dtype=str,
+        keep_default_na=False,
+        na_values=config.NA_VALUES,
+        blocksize=None if inputs.format == "csv.gz" else blocksize,
+        compression="gzip" if inputs.format == "csv.gz" else None,
+        usecols=lambda c: str(c).strip() in wanted,
+    )
+    return ddf.rename(columns=lambda c: str(c).strip())[columns]

@@ -23,6 +23,7 @@ from ..errors import InputError
 from ..evaluation import Scores
 from ..models import FAMILIES, STRATEGY_LABELS, build_pipeline, build_reference, calibrated, supports
 from ..schema import Schema
+from .metrics import Chosen
 from .summary import progress_bar
 
 REFERENCE = "reference"
@@ -33,7 +34,7 @@ class TrainConfig:
     data: Path | None = None
     target: str = config.TARGET
     out: Path | None = None
-    budget: str = "standard"
+    budget: str = config.BUDGET
     seed: int = config.SEED
     id_column: str | None = None
     positive: str | None = None
@@ -44,14 +45,18 @@ class TrainConfig:
     group_duplicates: bool = False
     families: list[str] = field(default_factory=lambda: list(config.FAMILIES))
     strategies: list[str] = field(default_factory=lambda: list(config.STRATEGIES))
-    objective: str = "pr_auc"
-    threshold: str = "f1"
+    objective: str = config.OBJECTIVE
+    threshold: str = config.THRESHOLD
     offer_cost: float = config.OFFER_COST
     upgrade_value: float = config.UPGRADE_VALUE
-    jobs: int = 2
+    jobs: int = config.JOBS
     report: bool = True
     force: bool = False
     dask: str | None = None  # a scheduler address, or "local"
+    # Event runs: a folder of dated tables instead of one table (data and the table options are unused).
+    events: Path | None = None
+    mapping: Path | None = None  # TOML mapping of the tables; the 365 layout is built in
+    horizon: int = config.HORIZON
 
     def check(self) -> config.Budget:
         if self.budget not in config.BUDGETS:
@@ -69,6 +74,8 @@ class TrainConfig:
             raise InputError(f"--objective {self.objective!r}: choose one of {', '.join(ok)}")
         if self.threshold not in ("f1", "profit"):
             raise InputError(f"--threshold {self.threshold!r}: choose f1 or profit")
+        if not 1 <= self.horizon <= 365:
+            raise InputError(f"--horizon {self.horizon}: choose a number of days from 1 to 365")
         if not 0.05 <= self.test_size <= 0.5:
             raise InputError(f"--test-size {self.test_size}: choose a share between 0.05 and 0.5")
         return config.BUDGETS[self.budget]
@@ -96,7 +103,7 @@ class Candidate:
 @dataclass
 class CVResult:
     candidate: Candidate
-    folds: list[dict]
+    folds: list[evaluation.Scores]
     oof: np.ndarray  # mean out-of-fold probability over repeats
     fit_seconds: float
 
@@ -124,7 +131,7 @@ def holdout_split(y: np.ndarray, groups: np.ndarray | None, test_size: float, se
 
 def cv_folds(y: np.ndarray, groups: np.ndarray | None, budget: config.Budget, seed: int):
     """Repeated stratified k-fold (grouped when asked), as a list of (repeat, train, validation)."""
-    folds = []
+    folds: list[tuple[int, np.ndarray, np.ndarray]] = []
     for r in range(budget.cv_repeats):
         if groups is None:
             splitter = StratifiedKFold(budget.cv_splits, shuffle=True, random_state=seed + r)
@@ -361,6 +368,13 @@ def _note(c: Candidate) -> str:
     if c.tuned:
         notes.append("best of the Optuna trials on these folds, so its CV score is slightly optimistic")
     return "; ".join(notes)
+
+
+def chosen_of(c: Candidate, calibrated: bool) -> Chosen:
+    """What metrics.json and the bundle say of the chosen candidate."""
+    return Chosen(
+        c.key, c.family, c.strategy, {**FAMILIES[c.family].defaults, **c.params}, label_of(c), calibrated
+    )
 
 
 def label_of(c: Candidate) -> str:

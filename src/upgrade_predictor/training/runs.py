@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -14,15 +14,15 @@ import pandas as pd
 from rich.console import Console
 
 from .. import config
-from ..audit import feature_keys
+from ..audit import AuditReport, feature_keys
 from ..bundle import Bundle, load_bundle, save_bundle
 from ..dataset import Dataset, load_dataset
 from ..errors import InputError
 from ..files import write_json_atomic
 from ..models import FAMILIES
 from ..profile import reference_profile
-from .metrics import Chosen, NoLeak, Reference, RunMetrics, Split, Threshold
-from .protocol import REFERENCE, FittedModel, Outcome, TrainConfig, label_of, run_protocol
+from .metrics import NoLeak, Reference, RunMetrics, Split, Threshold
+from .protocol import REFERENCE, FittedModel, Outcome, TrainConfig, chosen_of, label_of, run_protocol
 from .summary import show_results
 
 RUN_FILES = [
@@ -39,7 +39,7 @@ RUN_FILES = [
 def write_run(
     out: Path,
     ds: Dataset,
-    report: dict,
+    report: AuditReport,
     cfg: TrainConfig,
     budget: config.Budget,
     console: Console,
@@ -49,7 +49,7 @@ def write_run(
     started, started_at = time.perf_counter(), datetime.now().isoformat(timespec="seconds")
     out.chmod(0o755)
     groups = feature_keys(ds.X).to_numpy() if cfg.group_duplicates else None
-    o = run_protocol(ds, report["leakage_flags"], cfg, budget, console, groups, storage)
+    o = run_protocol(ds, report.leakage_flags, cfg, budget, console, groups, storage)
     tr, te = o.train_rows, o.test_rows
     metrics = run_metrics(o, cfg, budget)
     preds = pd.DataFrame(
@@ -82,7 +82,7 @@ def write_run(
         "duration_s": round(time.perf_counter() - started, 1),
     }
     write_json_atomic(out / "run.json", run_info)
-    write_json_atomic(out / "audit.json", report)
+    write_json_atomic(out / "audit.json", report.to_dict())
     write_json_atomic(out / "metrics.json", metrics.to_dict())
     o.board.to_csv(out / "leaderboard.csv", index=False)
     preds.to_parquet(out / "predictions.parquet", index=False)
@@ -119,14 +119,7 @@ def write_run(
 def run_metrics(o: Outcome, cfg: TrainConfig, budget: config.Budget) -> RunMetrics:
     c = o.chosen.candidate
     return RunMetrics(
-        chosen=Chosen(
-            c.key,
-            c.family,
-            c.strategy,
-            {**FAMILIES[c.family].defaults, **c.params},
-            label_of(c),
-            o.final.calibrated,
-        ),
+        chosen=chosen_of(c, o.final.calibrated),
         objective=cfg.objective,
         threshold=Threshold(o.final.threshold, cfg.threshold),
         train=o.final.train,
@@ -185,35 +178,121 @@ def bundle_metadata(
     }
 
 
+@dataclass(frozen=True)
+class RunInfo:
+    """run.json: how the run was trained. Keys this version does not read are kept in `extra`."""
+
+    data: str | None = None
+    target: str = config.TARGET
+    id_column: str | None = None
+    positive: str | None = None
+    numeric: list[str] = field(default_factory=list)
+    categorical: list[str] = field(default_factory=list)
+    exclude: list[str] = field(default_factory=list)
+    seed: int = config.SEED
+    test_size: float = config.TEST_SIZE
+    group_duplicates: bool = False
+    budget: str | None = None
+    threshold_objective: str = "f1"
+    offer_cost: float = config.OFFER_COST
+    upgrade_value: float = config.UPGRADE_VALUE
+    fingerprint: str | None = None
+    started: str | None = None
+    duration_s: float | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any], where: str = "run.json") -> RunInfo:
+        """Read run.json; a missing key takes the default training used, a wrong type is an InputError."""
+        known = {f.name for f in fields(cls)}
+        try:
+            # Typed as Any so the per-kind readers below can fill the keyword arguments of any field.
+            texts: dict[str, Any] = {k: _text(d, k) for k in _TEXTS if d.get(k) is not None}
+            names: dict[str, Any] = {k: _names(d, k) for k in _NAMES}
+            numbers: dict[str, Any] = {k: _number(d, k, kind) for k, kind in _NUMBERS.items() if k in d}
+            return cls(
+                **texts,
+                **names,
+                **numbers,
+                group_duplicates=_flag(d, "group_duplicates"),
+                extra={k: v for k, v in d.items() if k not in known},
+            )
+        except TypeError as e:
+            raise InputError(
+                f"{where}: not the settings of a run of this version ({e}); retrain with 'upgrade-predictor train'"
+            ) from None
+
+
+_TEXTS = (
+    "data",
+    "target",
+    "id_column",
+    "positive",
+    "budget",
+    "threshold_objective",
+    "fingerprint",
+    "started",
+)
+_NAMES = ("numeric", "categorical", "exclude")
+_NUMBERS: dict[str, type[int] | type[float]] = {
+    "seed": int,
+    "test_size": float,
+    "offer_cost": float,
+    "upgrade_value": float,
+    "duration_s": float,
+}
+
+
+def _text(d: dict[str, Any], key: str) -> str | None:
+    v = d.get(key)
+    if v is not None and not isinstance(v, str):
+        raise TypeError(f"'{key}' is {v!r}, not a text")
+    return v
+
+
+def _names(d: dict[str, Any], key: str) -> list[str]:
+    v = d.get(key) or []
+    if not isinstance(v, list) or not all(isinstance(x, str) for x in v):
+        raise TypeError(f"'{key}' is {v!r}, not a list of column names")
+    return v
+
+
+def _number(d: dict[str, Any], key: str, kind: type[int] | type[float]) -> int | float:
+    v = d[key]
+    if isinstance(v, bool) or not isinstance(v, int | float) or (kind is int and v != int(v)):
+        raise TypeError(f"'{key}' is {v!r}, not {'a whole number' if kind is int else 'a number'}")
+    return kind(v)
+
+
+def _flag(d: dict[str, Any], key: str) -> bool:
+    v = d.get(key, False)
+    if not isinstance(v, bool):
+        raise TypeError(f"'{key}' is {v!r}, not true or false")
+    return v
+
+
 @dataclass
 class Run:
+    """A saved run folder, read back: typed run.json, audit.json and metrics.json, and the data."""
+
     dir: Path
-    info: dict
-    audit: dict
-    metrics: dict
+    info: RunInfo
+    audit: AuditReport
+    metrics: RunMetrics
     leaderboard: pd.DataFrame
     predictions: pd.DataFrame  # one row per data row, ordered by row
     cv_predictions: pd.DataFrame
     dataset: Dataset
     model: Bundle
     no_leak: Bundle | None
-    timings: dict = field(default_factory=dict)
-
-    @property
-    def seed(self) -> int:
-        return int(self.info.get("seed", config.SEED))
-
-    @property
-    def offer_cost(self) -> float:
-        return float(self.info.get("offer_cost", config.OFFER_COST))
-
-    @property
-    def upgrade_value(self) -> float:
-        return float(self.info.get("upgrade_value", config.UPGRADE_VALUE))
+    timings: dict[str, float] = field(default_factory=dict)
 
     @property
     def leaky(self) -> list[str]:
-        return list(self.metrics.get("no_leak", {}).get("excluded", [])) if self.no_leak else []
+        """The columns the model fit to score today's users leaves out ([] without such a model)."""
+        if self.no_leak is None or self.metrics.no_leak is None:
+            return []
+        return list(self.metrics.no_leak.excluded)
 
     def rows(self, which: str) -> pd.DataFrame:
         return self.predictions[self.predictions["set"] == which]
@@ -223,6 +302,20 @@ class Run:
 
     def y(self, which: str) -> np.ndarray:
         return self.rows(which)["y"].to_numpy(dtype=int)
+
+
+def _json_object(path: Path) -> dict[str, Any]:
+    """A run's JSON file, which must hold one object; anything else says how to get a readable run."""
+    try:
+        d = json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+        raise InputError(f"{path}: damaged JSON ({e}); retrain with 'upgrade-predictor train'") from None
+    if not isinstance(d, dict):
+        raise InputError(
+            f"{path}: holds a JSON {type(d).__name__}, not the object a training run writes; "
+            "retrain with 'upgrade-predictor train'"
+        )
+    return d
 
 
 def load_run(run_dir: str | Path) -> Run:
@@ -236,23 +329,20 @@ def load_run(run_dir: str | Path) -> Run:
             f"{d}: not a complete run folder (missing {', '.join(missing)}); "
             "run 'upgrade-predictor train' first"
         )
-    try:
-        info, aud, metrics = (
-            json.loads((d / f).read_text()) for f in ("run.json", "audit.json", "metrics.json")
-        )
-    except json.JSONDecodeError as e:
-        raise InputError(f"{d}: a JSON file of the run is damaged ({e})") from None
-    data_path = Path(info.get("data") or config.default_data_path())
+    info = RunInfo.from_dict(_json_object(d / "run.json"), where=str(d / "run.json"))
+    aud = AuditReport.from_dict(_json_object(d / "audit.json"), where=str(d / "audit.json"))
+    metrics = RunMetrics.from_dict(_json_object(d / "metrics.json"), where=str(d / "metrics.json"))
+    data_path = Path(info.data or config.default_data_path())
     ds = load_dataset(
         data_path,
-        target=info.get("target", config.TARGET),
-        id_column=info.get("id_column"),
-        numeric=info.get("numeric") or [],
-        categorical=info.get("categorical") or [],
-        exclude=info.get("exclude") or [],
-        positive=info.get("positive"),
+        target=info.target,
+        id_column=info.id_column,
+        numeric=info.numeric,
+        categorical=info.categorical,
+        exclude=info.exclude,
+        positive=info.positive,
     )
-    expected = info.get("fingerprint") or aud.get("fingerprint")
+    expected = info.fingerprint or aud.fingerprint
     if expected and expected != ds.fingerprint:
         raise InputError(
             f"{data_path}: the data file changed since this run was trained (sha256 "

@@ -7,6 +7,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from ..audit import AuditReport
 from ..console import plain, warn
 from .metrics import RunMetrics
 
@@ -22,36 +23,36 @@ def progress_bar(console: Console) -> Progress:
     )
 
 
-def show_audit(console: Console, report: dict) -> None:
+def show_audit(console: Console, report: AuditReport) -> None:
     t = Table(
         title=plain(
-            f"data audit: {report['rows']:,} rows, {report['columns']} features, "
-            f"{report['class_balance']['positive_share']:.1%} positive "
-            f"({report['target']} = {report['positive_label']!r})"
+            f"data audit: {report.rows:,} rows, {report.columns} features, "
+            f"{report.class_balance.positive_share:.1%} positive "
+            f"({report.target} = {report.positive_label!r})"
         ),
         title_justify="left",
     )
     for col in ("feature", "kind", "missing", "univariate ROC AUC", "flags"):
         t.add_column(col, justify="right" if col in ("missing", "univariate ROC AUC") else "left")
-    for c in report["feature_columns"]:
+    for c in report.feature_columns:
         flags = [
             f
             for f, on in (
-                ("LEAKAGE?", c["leakage_flag"]),
-                ("heavy tail", c.get("heavy_tail")),
-                (f"{c.get('rare_categories', 0)} rare codes", c.get("rare_categories")),
+                ("LEAKAGE?", c.leakage_flag),
+                ("heavy tail", c.heavy_tail),
+                (f"{c.rare_categories} rare codes", c.rare_categories > 0),
             )
             if on
         ]
         t.add_row(
-            plain(c["name"]),
-            c["kind"],
-            str(c["missing"]),
-            f"{c['univariate_auc']:.3f}",
+            plain(c.name),
+            c.kind,
+            str(c.missing),
+            f"{c.univariate_auc:.3f}",
             plain(", ".join(flags)),
         )
     console.print(t)
-    for w in report["warnings"]:
+    for w in report.warnings:
         warn(console, w)
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 import time
 from collections.abc import Callable
 from dataclasses import replace
@@ -15,7 +14,7 @@ from ..audit import audit
 from ..console import say
 from ..dataset import load_dataset
 from ..errors import InputError
-from ..files import publish_folder, temp_folder
+from ..files import staged_folder
 from ..parallel import connect, fits_on, study_storage
 from .protocol import TrainConfig
 from .runs import write_run
@@ -34,7 +33,7 @@ def run_training(
     console = console or Console(stderr=True)
     budget = cfg.check()
     started = time.perf_counter()
-    dest = _check_out(cfg)
+    dest = check_out(cfg)
     ds = load_dataset(
         cfg.data, cfg.target, cfg.id_column, cfg.numeric, cfg.categorical, cfg.exclude, cfg.positive
     )
@@ -45,22 +44,17 @@ def run_training(
         )
     report = audit(ds)
     show_audit(console, report)
-    out = temp_folder(dest)
-    try:
+    with staged_folder(dest) as out:
         with connect(cfg.dask) as client, fits_on(client) as n_jobs:
             run_cfg = replace(cfg, jobs=n_jobs or cfg.jobs)
             write_run(out, ds, report, run_cfg, budget, console, study_storage(client))
         if finish is not None:
             finish(out, dest.name)
-    except BaseException:
-        shutil.rmtree(out, ignore_errors=True)  # a failed or interrupted run leaves nothing behind
-        raise
-    final_dir = publish_folder(out, dest)
-    say(console, f"done in {time.perf_counter() - started:.0f}s: {final_dir}", style="green")
-    return final_dir
+    say(console, f"done in {time.perf_counter() - started:.0f}s: {dest}", style="green")
+    return dest
 
 
-def _check_out(cfg: TrainConfig) -> Path:
+def check_out(cfg: TrainConfig) -> Path:
     """Where the run will be published; an existing run is replaced only with --force."""
     dest = Path(cfg.out) if cfg.out else Path("runs") / datetime.now().strftime("%Y%m%d-%H%M%S")
     if dest.exists() and any(dest.iterdir()) and not cfg.force:

@@ -1,0 +1,177 @@
+"""What the backtest says: metrics by origin and tenure band, forecast counts with honest intervals,
+the lift over the tenure-only baseline, and the offer policy that pays (or the statement that none does)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from sklearn.metrics import average_precision_score
+
+from .. import targeting
+from .backtest import backtest_table, origin_count, overdispersion_from_origins, top_decile_lift
+from .design import Design
+from .protocol import ForecastOutcome, snapshot_dates
+
+NO_OFFER = math.nextafter(1.0, 2.0)  # a threshold no probability reaches: the policy that sends nothing
+MIN_OFFERS = 20  # the break-even cost is read where at least this many offers are sent
+N_BOOT = 200
+
+
+@dataclass(frozen=True)
+class Difference:
+    """A paired bootstrap difference (model minus baseline) over users, with its 95% interval."""
+
+    metric: str
+    baseline: str
+    model: float
+    other: float
+    difference: float
+    low: float
+    high: float
+
+
+@dataclass(frozen=True)
+class Policy:
+    """The offer policy at the bundle's economics, chosen on the most recent labelled rows."""
+
+    threshold: float  # NO_OFFER when no cut-off made money there
+    pays: bool
+    offer_cost: float
+    upgrade_value: float
+    break_even_cost: float  # the offer cost at which the best cut-off of the test rows just breaks even
+    test: dict[str, dict[str, float]]  # policy_outcomes on the test rows, per 1,000 rows scored
+
+
+def model_key(method: str) -> str:
+    return f"model ({method})"
+
+
+def backtest_frame(o: ForecastOutcome, design: Design, method: str, phi: float) -> pd.DataFrame:
+    """Per origin and model, per tenure band: ranking metrics, Brier and expected vs actual row labels."""
+    y = design.rows["label"].to_numpy()
+    tenure = design.rows["tenure_days"].to_numpy()
+    frames = {}
+    for k, origin in enumerate(o.origins, 1):
+        s = origin.split
+        for name, p in origin.p.items():
+            if name.startswith("model (") and name != model_key(method):
+                continue
+            label = "model" if name == model_key(method) else name
+            frames[f"{k}|{s.test_start}|{label}"] = (y[s.test], p, tenure[s.test])
+    table = backtest_table(frames, overdispersion=phi)
+    parts = table["origin"].str.split("|", expand=True)
+    table.insert(0, "model", parts[2])
+    table.insert(0, "test_start", parts[1])
+    table["origin"] = parts[0].astype(int)
+    return table
+
+
+def snapshot_counts(o: ForecastOutcome, design: Design, method: str) -> pd.DataFrame:
+    """On each calendar date of the test periods the design holds every free user: the forecast count of
+    upgrades within the horizon against what happened (the model and the aggregated-table baseline)."""
+    y = design.rows["label"].to_numpy()
+    cut = design.rows["cutoff"].dt.date.to_numpy()
+    rows = []
+    for k, origin in enumerate(o.origins, 1):
+        s = origin.split
+        for d in snapshot_dates(s, design):
+            at = cut[s.test] == d
+            if not at.any():
+                continue
+            for name, p in origin.p.items():
+                if name in (model_key(method), "aggregated-table model"):
+                    c = origin_count(y[s.test][at], p[at])
+                    rows.append(
+                        {
+                            "origin": k,
+                            "date": d,
+                            "model": "model" if name.startswith("model") else name,
+                            "free_users": int(at.sum()),
+                            "expected": c.expected,
+                            "actual": c.actual,
+                            "var": c.var,
+                        }
+                    )
+    return pd.DataFrame(rows)
+
+
+def with_intervals(counts: pd.DataFrame, phi: float) -> pd.DataFrame:
+    """Add the count interval (Poisson-binomial variance x phi, normal approximation) and coverage."""
+    out = counts.copy()
+    z = 1.959963984540054
+    half = z * np.sqrt(np.maximum(out["var"].to_numpy() * phi, 0.0)) + 0.5
+    out["low"] = np.maximum(out["expected"] - half, 0.0)
+    out["high"] = np.minimum(out["expected"] + half, out["free_users"])
+    out["covered"] = (out["low"] <= out["actual"]) & (out["actual"] <= out["high"])
+    return out
+
+
+def overdispersion(counts: pd.DataFrame) -> float:
+    """How far the model's weekly counts strayed from its forecasts in the backtest (>= 1)."""
+    mine = counts[counts["model"] == "model"]
+    return overdispersion_from_origins(list(zip(mine["expected"], mine["actual"], mine["var"])))
+
+
+def _by_user(users: np.ndarray, seed: int, n: int) -> list[np.ndarray]:
+    """Bootstrap resamples of row positions, drawing whole users (their rows are not independent)."""
+    uniq, inverse = np.unique(users, return_inverse=True)
+    members = np.split(np.argsort(inverse, kind="stable"), np.cumsum(np.bincount(inverse))[:-1])
+    rng = np.random.default_rng(seed)
+    return [np.concatenate([members[i] for i in rng.integers(0, len(uniq), len(uniq))]) for _ in range(n)]
+
+
+def differences(
+    y: np.ndarray,
+    users: np.ndarray,
+    p_model: np.ndarray,
+    others: dict[str, np.ndarray],
+    seed: int,
+    n_boot: int = N_BOOT,
+) -> list[Difference]:
+    """PR AUC and top-decile lift of the model against each baseline, paired bootstrap over users.
+
+    Hand-written: scipy's bootstrap resamples rows, and rows of one user must move together here."""
+    metrics = {"pr_auc": average_precision_score, "top_decile_lift": top_decile_lift}
+    draws = [i for i in _by_user(users, seed, n_boot) if y[i].any() and not y[i].all()]
+    # The model's value on each resample is computed once and paired with every baseline's.
+    mine = {m: np.array([f(y[i], p_model[i]) for i in draws]) for m, f in metrics.items()}
+    out = []
+    for name, p in others.items():
+        for metric, f in metrics.items():
+            diffs = mine[metric] - np.array([f(y[i], p[i]) for i in draws])
+            lo, hi = np.nanquantile(diffs, [0.025, 0.975]) if len(diffs) else (np.nan, np.nan)
+            a, b = float(f(y, p_model)), float(f(y, p))
+            out.append(Difference(metric, name, a, b, a - b, float(lo), float(hi)))
+    return out
+
+
+def choose_policy(
+    calib_y: np.ndarray,
+    calib_p: np.ndarray,
+    test_y: np.ndarray,
+    test_p: np.ndarray,
+    offer_cost: float,
+    upgrade_value: float,
+    seed: int,
+) -> Policy:
+    """The profit-maximising cut-off on the most recent labelled rows, judged on the test rows.
+
+    When no cut-off made money on those rows the policy sends nothing (it never picks the least-bad
+    loss), and the break-even offer cost says what an offer would have to cost to pay."""
+    curve = targeting.profit_curve(calib_y, calib_p, offer_cost, upgrade_value)
+    best = targeting.best_policy(curve)
+    pays = bool(best["profit"] > 0)
+    threshold = float(best["threshold"]) if pays else NO_OFFER
+    test_curve = targeting.profit_curve(test_y, test_p, 0.0, upgrade_value)
+    enough = test_curve[test_curve["offers"] >= min(MIN_OFFERS, len(test_y))]
+    reach = (enough["upgraders_reached"] / enough["offers"]).max() if len(enough) else 0.0
+    res = targeting.policy_outcomes(test_y, test_p, threshold, offer_cost, upgrade_value, N_BOOT, seed)
+    scale = 1000.0 / max(len(test_y), 1)
+    per_1000 = {
+        k: {b: (v * scale if k in ("offers", "upgraders_reached", "profit") else v) for b, v in d.items()}
+        for k, d in res.items()
+    }
+    return Policy(threshold, pays, offer_cost, upgrade_value, float(reach * upgrade_value), per_1000)

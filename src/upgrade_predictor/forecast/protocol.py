@@ -1,0 +1,275 @@
+"""The forecasting protocol: compare on grouped folds, backtest in time order, recalibrate, fit for today.
+
+Rows are (user, cutoff) pairs (`design.py`), features use only events before the cutoff (`features.py`).
+The same families, imbalance strategies, tuning and metrics as a table run are reused; what changes is
+how the past is split from the future:
+
+* the comparison of families and strategies runs on the training rows of the test split (label windows
+  closed before the test period), on a stratified sample of users, with folds grouped by user;
+* a rolling-origin backtest refits the chosen pipeline at each origin on the rows whose labels had
+  closed by then, holding out the most recent `calibration_days` of cutoffs to recalibrate it; the last
+  origin is the held-out test period, touched once;
+* the deployed model is fitted the same way on every labelled row, so it is calibrated for the period
+  it will score.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from datetime import date, timedelta
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from joblib import Parallel, delayed
+from rich.console import Console
+from sklearn.calibration import CalibratedClassifierCV
+from sklearn.frozen import FrozenEstimator
+from sklearn.model_selection import train_test_split
+
+from .. import config, evaluation
+from ..console import say
+from ..models import FAMILIES, build_pipeline
+from ..schema import Schema
+from ..training.protocol import Candidate, CVResult, TrainConfig, compare, cv_folds, leaderboard
+from .design import Design, TimeSplit, rolling_origins
+from .matrix import Matrix
+
+CALIBRATIONS = ("none", "sigmoid")  # what a bundle can carry: the pipeline, or it Platt-scaled on recent rows
+COSTLY_FIT_ROWS = 60_000  # families this costly (KNN, SVM, forests) fit on a sample of this many rows
+COSTLY = 4.0
+SHORTLIST = 3  # leading families checked on a later period before one is chosen
+
+
+@dataclass
+class Fitted:
+    """A pipeline fitted on older rows and its recalibrations on the most recent labelled rows."""
+
+    models: dict[str, Any]  # calibration method -> fitted estimator
+    calib_rows: np.ndarray  # design rows that recalibrated it
+    fit_rows: int
+    sampled: bool  # fitted on a sample of rows (costly families)
+
+
+@dataclass
+class OriginResult:
+    """One backtest origin: its split, the recalibrated model's and the baselines' test predictions."""
+
+    split: TimeSplit
+    p: dict[str, np.ndarray]  # model name -> probabilities on split.test rows
+    calib_y: np.ndarray
+    calib_p: dict[str, np.ndarray]  # calibration method -> probabilities on the calibration rows
+    fit_rows: int
+
+
+@dataclass
+class ForecastOutcome:
+    results: dict[str, CVResult]
+    board: pd.DataFrame
+    tuning: dict[str, Any]
+    chosen: CVResult
+    compare_rows: int
+    origins: list[OriginResult]
+    calibration: str  # the method the backtest chose
+    calibration_scores: dict[str, float]  # mean test log loss per method over the origins
+    final: Fitted
+    baselines: list[str] = field(default_factory=list)
+    selection: dict[str, float] = field(default_factory=dict)  # candidate -> log loss on the first origin
+
+
+def sample_rows(y: np.ndarray, idx: np.ndarray, max_rows: int, seed: int) -> np.ndarray:
+    """A random sample of `max_rows` of the rows `idx`, stratified by label (positives keep their share).
+
+    Rows rather than whole users: a sample of users would hold few of them (each has about 25 rows), and
+    folds grouped by user stay honest on any subset of rows."""
+    if len(idx) <= max_rows:
+        return idx
+    keep, _ = train_test_split(idx, train_size=max_rows, stratify=y[idx], random_state=seed)
+    return np.sort(keep)
+
+
+def fit_recalibrated(
+    cand: Candidate, m: Matrix, design: Design, rows: np.ndarray, calibration_days: int, seed: int
+) -> Fitted:
+    """Fit on `rows` older than the last `calibration_days` of their cutoffs, then Platt-scale on those."""
+    cut = design.rows["cutoff"].to_numpy()[rows]
+    start = cut.max() - np.timedelta64(calibration_days - 1, "D")
+    calib, fit = rows[cut >= start], rows[cut < start]
+    sampled = FAMILIES[cand.family].cost >= COSTLY and len(fit) > COSTLY_FIT_ROWS
+    y = design.rows["label"].to_numpy()
+    if sampled:
+        fit = sample_rows(y, fit, COSTLY_FIT_ROWS, seed)
+    pipe = cand.build(m.schema, seed).fit(m.X.iloc[fit], y[fit])
+    models: dict[str, Any] = {"none": pipe}
+    if len(np.unique(y[calib])) == 2:
+        cal = CalibratedClassifierCV(FrozenEstimator(pipe), method="sigmoid")
+        models["sigmoid"] = cal.fit(m.X.iloc[calib], y[calib])
+    return Fitted(models, calib, len(fit), sampled)
+
+
+def _baseline_frame(m: Matrix, columns: list[str]) -> tuple[pd.DataFrame, Schema]:
+    return m.X[columns], Schema([m.schema.column(c) for c in columns], m.schema.target, "1", "0", None)
+
+
+def baselines(
+    m: Matrix, design: Design, fit: np.ndarray, test: np.ndarray, seed: int
+) -> dict[str, np.ndarray]:
+    """Simple forecasts on the same test rows: the base rate, tenure alone, recency alone."""
+    y = design.rows["label"].to_numpy()
+    out = {"base rate": np.full(len(test), float(y[fit].mean()))}
+    recency = [c for c in m.X.columns if c.endswith("_days_since_last")]
+    for name, cols in (("tenure only", ["tenure_days"]), ("recency only", ["tenure_days", *recency])):
+        cols = [c for c in cols if c in m.X.columns]
+        if not cols:
+            continue
+        X, schema = _baseline_frame(m, cols)
+        pipe = build_pipeline(schema, "gbm", "none", seed=seed).fit(X.iloc[fit], y[fit])
+        out[name] = pipe.predict_proba(X.iloc[test])[:, 1]
+    return out
+
+
+def _origin(
+    cand: Candidate,
+    m: Matrix,
+    design: Design,
+    split: TimeSplit,
+    calibration_days: int,
+    seed: int,
+    extra: dict[str, np.ndarray] | None = None,
+) -> OriginResult:
+    fitted = fit_recalibrated(cand, m, design, split.train, calibration_days, seed)
+    Xt = m.X.iloc[split.test]
+    p = {f"model ({k})": est.predict_proba(Xt)[:, 1] for k, est in fitted.models.items()}
+    fit_rows = np.setdiff1d(split.train, fitted.calib_rows)
+    p.update(baselines(m, design, fit_rows, split.test, seed))
+    p.update(extra or {})
+    y = design.rows["label"].to_numpy()
+    Xc = m.X.iloc[fitted.calib_rows]
+    calib_p = {k: est.predict_proba(Xc)[:, 1] for k, est in fitted.models.items()}
+    return OriginResult(split, p, y[fitted.calib_rows], calib_p, fitted.fit_rows)
+
+
+def shortlist(board: pd.DataFrame, results: dict[str, CVResult], n: int) -> list[CVResult]:
+    """The best candidate of each of the `n` leading families by the cross-validated objective."""
+    seen: set[str] = set()
+    out: list[CVResult] = []
+    for key in board["key"]:
+        r = results[key]
+        if r.candidate.family not in seen and r.candidate.family in FAMILIES:
+            seen.add(r.candidate.family)
+            out.append(r)
+        if len(out) == n:
+            break
+    return out
+
+
+def select_in_time(
+    leaders: list[CVResult], m: Matrix, design: Design, split: TimeSplit, cfg: TrainConfig
+) -> tuple[CVResult, dict[str, float]]:
+    """The leader whose recalibrated forecasts of a later period have the lowest log loss.
+
+    Grouped folds on a sample rank families by their ranking power, but a forecast must also be
+    calibrated where it will be used: later periods and every tenure. Log loss is a proper score, so
+    it rewards both. The period is the first backtest origin; the test period stays untouched."""
+    y = design.rows["label"].to_numpy()
+
+    def loss(r: CVResult) -> float:
+        fitted = fit_recalibrated(r.candidate, m, design, split.train, config.CALIBRATION_DAYS, cfg.seed)
+        Xt = m.X.iloc[split.test]
+        return min(
+            evaluation.scores(y[split.test], est.predict_proba(Xt)[:, 1]).log_loss
+            for est in fitted.models.values()
+        )
+
+    losses = Parallel(n_jobs=min(cfg.jobs, len(leaders)), prefer="threads")(delayed(loss)(r) for r in leaders)
+    selection = {r.candidate.key: float(v) for r, v in zip(leaders, losses)}
+    return leaders[int(np.argmin(losses))], selection
+
+
+def choose_calibration(origins: list[OriginResult], y: np.ndarray) -> tuple[str, dict[str, float]]:
+    """The recalibration with the lowest mean test log loss over the backtest origins."""
+    scores = {}
+    for method in CALIBRATIONS:
+        key = f"model ({method})"
+        if all(key in o.p for o in origins):
+            scores[method] = float(
+                np.mean([evaluation.scores(y[o.split.test], o.p[key]).log_loss for o in origins])
+            )
+    return min(scores, key=lambda k: scores[k]), scores
+
+
+def run_forecast_protocol(
+    m: Matrix,
+    design: Design,
+    cfg: TrainConfig,
+    budget: config.Budget,
+    console: Console,
+    storage: Any = None,
+    aggregated: Callable[[Candidate, TimeSplit], np.ndarray] | None = None,
+) -> ForecastOutcome:
+    """Compare, backtest over rolling origins, choose the recalibration, and fit the deployed model.
+
+    `aggregated(candidate, split)`, when given, returns the aggregated-table baseline's probabilities on
+    split.test (computed here, in this process: it reads the event source)."""
+    y = design.rows["label"].to_numpy().astype(int)
+    origins_splits = rolling_origins(design, config.ORIGINS, config.ORIGIN_STEP_DAYS, config.TEST_DAYS)
+    test = origins_splits[-1]
+    sub = sample_rows(y, test.train, budget.compare_rows, cfg.seed)
+    groups = design.rows["user_id"].to_numpy()[sub]
+    # One repeat of grouped folds and half the trials: the rows are many and the backtest refits the
+    # chosen pipeline four times, so an events run keeps within the budget's time.
+    budget = replace(budget, cv_repeats=1, trials=max(8, budget.trials // 2))
+    folds = cv_folds(y[sub], groups, budget, cfg.seed)
+    say(
+        console,
+        f"comparing on {len(sub):,} training rows of {len(np.unique(groups)):,} users "
+        f"(folds grouped by user; of {len(test.train):,} training rows)",
+    )
+    results, tuning = compare(m.X.iloc[sub], y[sub], folds, m.schema, cfg, budget, console, storage)
+    board = leaderboard(results, cfg.objective)
+    first = origins_splits[0]
+    with console.status(f"choosing among the leading families on the period from {first.test_start}"):
+        chosen, selection = select_in_time(shortlist(board, results, SHORTLIST), m, design, first, cfg)
+    say(
+        console,
+        f"chosen: {chosen.candidate.key} (grouped CV {cfg.objective} {chosen.mean(cfg.objective):.4f}; "
+        f"lowest log loss of the leading families on {first.test_start} to {first.test_end})",
+    )
+    with console.status(f"backtest over {len(origins_splits)} origins and the model for today"):
+        extra = [
+            {"aggregated-table model": aggregated(chosen.candidate, s)} if aggregated else None
+            for s in origins_splits
+        ]
+        # Threads: LightGBM and scikit-learn's tree builders release the GIL, and the frames stay shared.
+        jobs = Parallel(n_jobs=min(cfg.jobs, len(origins_splits) + 1), prefer="threads")(
+            [
+                delayed(_origin)(chosen.candidate, m, design, s, config.CALIBRATION_DAYS, cfg.seed, e)
+                for s, e in zip(origins_splits, extra)
+            ]
+            + [
+                delayed(fit_recalibrated)(
+                    chosen.candidate, m, design, np.arange(len(y)), config.CALIBRATION_DAYS, cfg.seed
+                )
+            ]
+        )
+    origins: list[OriginResult] = list(jobs[:-1])
+    final: Fitted = jobs[-1]
+    method, cal_scores = choose_calibration(origins, y)
+    if method not in final.models:
+        method = "none"
+    names = [k for k in origins[-1].p if not k.startswith("model (")]
+    return ForecastOutcome(
+        results, board, tuning, chosen, len(sub), origins, method, cal_scores, final, names, selection
+    )
+
+
+def snapshot_dates(split: TimeSplit, design: Design) -> list[date]:
+    """Calendar-grid dates in a test period: there the design holds every user free that day."""
+    plan = design.plan
+    out, d = [], split.test_start
+    while d <= split.test_end:
+        if (d - plan.calendar_anchor).days % plan.calendar_every_days == 0:
+            out.append(d)
+        d += timedelta(days=1)
+    return out

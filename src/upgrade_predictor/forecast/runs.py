@@ -1,0 +1,197 @@
+"""The run folder of an events run: typed forecast metrics and every table the report shows."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ..errors import InputError
+from ..evaluation import Scores
+from ..files import write_json_atomic
+from ..training.metrics import Chosen
+from .evaluate import Difference, Policy
+
+KIND = "events"
+FILES = [
+    "run.json",
+    "metrics.json",
+    "design.json",
+    "events_audit.json",
+    "leaderboard.csv",
+    "backtest.csv",
+    "forecasts.csv",
+    "survival.json",
+    "test_predictions.parquet",
+    "model.zip",
+]
+
+
+@dataclass(frozen=True)
+class Forecast:
+    """Expected upgrades within the horizon among the users free on `as_of`, with its interval."""
+
+    as_of: str
+    free_users: int
+    expected: float
+    low: float
+    high: float
+    offers: int  # users the recommended policy sends an offer
+
+
+@dataclass(frozen=True)
+class ForecastMetrics:
+    chosen: Chosen
+    objective: str
+    horizon: int
+    test_start: str
+    test_end: str
+    test: Scores  # the held-out test period (the last backtest origin), at the policy's threshold
+    baselines: dict[str, Scores]
+    differences: list[Difference]
+    calibration: str
+    calibration_log_loss: dict[str, float]
+    overdispersion: float
+    coverage: (
+        float  # share of the test period's weekly counts inside their interval (phi from earlier origins)
+    )
+    policy: Policy
+    forecast: Forecast
+    cv: dict[str, float]
+    compare_rows: int
+    tuning: dict[str, Any] = field(default_factory=dict)
+    selection: dict[str, float] = field(default_factory=dict)  # leading candidates' log loss, first origin
+    kind: str = KIND
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["test"] = self.test.to_dict()
+        d["baselines"] = {k: v.to_dict() for k, v in self.baselines.items()}
+        return d
+
+    @classmethod
+    def from_dict(cls, d: Any, where: str = "metrics.json") -> ForecastMetrics:
+        try:
+            return cls(
+                chosen=Chosen(**d["chosen"]),
+                objective=str(d["objective"]),
+                horizon=int(d["horizon"]),
+                test_start=str(d["test_start"]),
+                test_end=str(d["test_end"]),
+                test=Scores.from_dict(d["test"]),
+                baselines={k: Scores.from_dict(v) for k, v in d["baselines"].items()},
+                differences=[Difference(**x) for x in d["differences"]],
+                calibration=str(d["calibration"]),
+                calibration_log_loss={k: float(v) for k, v in d["calibration_log_loss"].items()},
+                overdispersion=float(d["overdispersion"]),
+                coverage=float(d["coverage"]),
+                policy=Policy(**d["policy"]),
+                forecast=Forecast(**d["forecast"]),
+                cv={k: float(v) for k, v in d["cv"].items()},
+                compare_rows=int(d["compare_rows"]),
+                tuning=dict(d.get("tuning") or {}),
+                selection={k: float(v) for k, v in (d.get("selection") or {}).items()},
+            )
+        except (KeyError, TypeError, ValueError, AttributeError) as e:
+            raise InputError(
+                f"{where}: not the metrics of an events run of this version "
+                f"({type(e).__name__}: {e}); retrain with 'upgrade-predictor train --events'"
+            ) from None
+
+
+@dataclass
+class ForecastRun:
+    """An events run folder, read back for the report."""
+
+    dir: Path
+    info: dict[str, Any]
+    metrics: ForecastMetrics
+    design: dict[str, Any]
+    events_audit: dict[str, Any]
+    leaderboard: pd.DataFrame
+    backtest: pd.DataFrame
+    forecasts: pd.DataFrame
+    survival: dict[str, Any]
+    test_predictions: pd.DataFrame
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+def is_forecast_run(run_dir: Path) -> bool:
+    try:
+        return json.loads((Path(run_dir) / "run.json").read_text()).get("kind") == KIND
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
+def load_forecast_run(run_dir: str | Path) -> ForecastRun:
+    d = Path(run_dir)
+    missing = [f for f in FILES if not (d / f).exists()]
+    if missing:
+        raise InputError(
+            f"{d}: not a complete events run folder (missing {', '.join(missing)}); "
+            "run 'upgrade-predictor train --events DIR' first"
+        )
+    try:
+        info, metrics, design, audit, survival = (
+            json.loads((d / f).read_text())
+            for f in ("run.json", "metrics.json", "design.json", "events_audit.json", "survival.json")
+        )
+    except ValueError as e:
+        raise InputError(f"{d}: a JSON file of the run is damaged ({e})") from None
+    return ForecastRun(
+        d,
+        info,
+        ForecastMetrics.from_dict(metrics, str(d / "metrics.json")),
+        design,
+        audit,
+        pd.read_csv(d / "leaderboard.csv"),
+        pd.read_csv(d / "backtest.csv"),
+        pd.read_csv(d / "forecasts.csv"),
+        survival,
+        pd.read_parquet(d / "test_predictions.parquet"),
+    )
+
+
+def write_tables(
+    out: Path,
+    info: dict[str, Any],
+    metrics: ForecastMetrics,
+    design: dict[str, Any],
+    audit: dict[str, Any],
+    board: pd.DataFrame,
+    backtest: pd.DataFrame,
+    forecasts: pd.DataFrame,
+    survival: dict[str, Any],
+    test_predictions: pd.DataFrame,
+) -> None:
+    """Every file of the folder but the model bundle and the report."""
+    write_json_atomic(out / "run.json", {**info, "kind": KIND})
+    write_json_atomic(out / "metrics.json", metrics.to_dict())
+    write_json_atomic(out / "design.json", design)
+    write_json_atomic(out / "events_audit.json", audit)
+    write_json_atomic(out / "survival.json", survival)
+    board.to_csv(out / "leaderboard.csv", index=False)
+    backtest.to_csv(out / "backtest.csv", index=False)
+    forecasts.to_csv(out / "forecasts.csv", index=False)
+    test_predictions.to_parquet(out / "test_predictions.parquet", index=False)
+
+
+def curve_dict(curve: Any) -> dict[str, Any]:
+    """A Kaplan-Meier curve as JSON-able lists (thinned to the days the report draws)."""
+    keep = np.asarray(curve.days) <= 180
+    return {
+        "label": curve.label,
+        "n": curve.n,
+        "events": curve.events,
+        "share_day0": curve.share_day0,
+        "share_by_day7": curve.share_by_day7,
+        "median_days": curve.median_days,
+        "days": np.asarray(curve.days)[keep].tolist(),
+        "upgraded_share": np.asarray(curve.upgraded_share)[keep].tolist(),
+        "low": np.asarray(curve.low)[keep].tolist(),
+        "high": np.asarray(curve.high)[keep].tolist(),
+    }

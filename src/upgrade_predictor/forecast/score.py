@@ -1,0 +1,74 @@
+"""Scoring today's free users of an event source with an events bundle, through the one batch path."""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Callable
+from datetime import date
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from ..errors import InputError
+from ..scoring.batch import BatchResult, score_file
+from ..scoring.scorer import Scorer
+from ..sources.events import EventSource
+from .export import default_as_of, parse_day
+from .features import features_as_of
+
+ID = "user_id"
+CARRIED = ("tenure_days",)  # shown beside each user in the ranked list
+
+
+def event_windows(scorer: Scorer) -> tuple[int, ...]:
+    """The feature windows the bundle was trained with; a bundle of a table run is refused."""
+    events = scorer.bundle.metadata.events
+    if events is None:
+        raise InputError(
+            "this bundle was trained on one table, not on event tables; score a table with it "
+            "(upgrade-predictor score MODEL DATA), or train with --events"
+        )
+    return tuple(int(w) for w in events.windows)
+
+
+def score_events(
+    scorer: Scorer,
+    events: Path,
+    out: Path,
+    *,
+    as_of: str | None = None,
+    mapping: Path | None = None,
+    rejects: Path | None = None,
+    top: int | None = None,
+    budget: float | None = None,
+    offer_cost: float | None = None,
+    explain: bool = False,
+    progress: Callable[[int, int], None] | None = None,
+) -> tuple[BatchResult, date]:
+    """Score every user still free on `as_of` (default: the day after the last event) from the events
+    dated before it; the ranked list and its rejects are written exactly as for a table."""
+    windows = event_windows(scorer)
+    day = parse_day(as_of)
+    with EventSource(events, mapping) as source:
+        day = day or default_as_of(source)
+        frame = features_as_of(source, day, windows)
+    if frame.empty:
+        raise InputError(f"{events}: no user is registered and still free on {day}")
+    with tempfile.TemporaryDirectory(prefix="upgrade_predictor_") as tmp:
+        path = Path(tmp) / "features.parquet"
+        pq.write_table(pa.Table.from_pandas(frame.drop(columns=["cutoff"]), preserve_index=False), path)
+        result = score_file(
+            scorer,
+            path,
+            out,
+            rejects=rejects,
+            top=top,
+            budget=budget,
+            offer_cost=offer_cost,
+            explain=explain,
+            id_column=ID,
+            carry=CARRIED,
+            progress=progress,
+        )
+    return result, day

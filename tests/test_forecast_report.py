@@ -1,0 +1,327 @@
+"""The events-run report: self-contained, every section present, and honest wording for a policy that
+does not pay and a lift whose interval includes 0."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import re
+from datetime import date, timedelta
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from rich.console import Console
+
+from upgrade_predictor.evaluation import Scores
+from upgrade_predictor.forecast.backtest import backtest_table
+from upgrade_predictor.forecast.evaluate import NO_OFFER, Difference, Policy, with_intervals
+from upgrade_predictor.forecast.runs import Forecast, ForecastMetrics, curve_dict
+from upgrade_predictor.forecast.survival import km_curve
+from upgrade_predictor.reporting.forecast import SECTIONS, build_forecast_report, lift_over_tenure
+from upgrade_predictor.training.metrics import Chosen
+
+BASELINES = ["base rate", "tenure only", "recency only", "aggregated-table model"]
+ORIGINS = [("2022-05-07", "2022-06-03"), ("2022-06-06", "2022-07-03"), ("2022-07-06", "2022-08-02")]
+
+
+def _scores(y: np.ndarray, p: np.ndarray) -> Scores:
+    from upgrade_predictor.evaluation import scores
+
+    return scores(y, p, 0.05)
+
+
+def write_run(
+    folder: Path, *, pays: bool = True, tenure_ci: tuple[float, float] = (0.01, 0.04), seed: int = 0
+) -> Path:
+    """A small events run folder with the files and columns forecast/runs.py writes."""
+    rng = np.random.default_rng(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    n = 3000
+    tenure = rng.integers(0, 120, n)
+    y = (rng.random(n) < np.where(tenure < 7, 0.06, 0.01)).astype(int)
+    p = np.clip(0.015 + 0.05 * y + rng.normal(0, 0.01, n), 0.001, 0.9)
+    base = {
+        "base rate": np.full(n, y.mean()),
+        "tenure only": np.where(tenure < 7, 0.05, 0.01) + rng.uniform(0, 1e-3, n),
+        "recency only": np.clip(0.02 + 0.02 * y + rng.normal(0, 0.01, n), 0.001, 0.9),
+        "aggregated-table model": np.clip(0.2 + 0.2 * y + rng.normal(0, 0.05, n), 0.001, 0.99),
+    }
+    cutoffs = pd.to_datetime("2022-07-06") + pd.to_timedelta(rng.integers(0, 28, n), "D")
+    preds = pd.DataFrame(
+        {
+            "user_id": rng.integers(1, 900, n).astype(str),
+            "cutoff": cutoffs,
+            "tenure_days": tenure,
+            "y": y,
+            "model (none)": p,
+            "p": p,
+            **base,
+        }
+    )
+    preds.to_parquet(folder / "test_predictions.parquet", index=False)
+
+    frames = {
+        f"{k}|{s}|{name}": (y, q, tenure)
+        for k, (s, _) in enumerate(ORIGINS, 1)
+        for name, q in {"model": p, **base}.items()
+    }
+    bt = backtest_table(frames, overdispersion=3.0)
+    parts = bt["origin"].str.split("|", expand=True)
+    bt.insert(0, "model", parts[2])
+    bt.insert(0, "test_start", parts[1])
+    bt["origin"] = parts[0].astype(int)
+    bt.to_csv(folder / "backtest.csv", index=False)
+
+    rows = []
+    for k, (s, _) in enumerate(ORIGINS, 1):
+        for w in range(4):
+            d = date.fromisoformat(s) + timedelta(days=2 + 7 * w)
+            for name, expected in (("model", 60.0), ("aggregated-table model", 600.0)):
+                rows.append(
+                    {
+                        "origin": k,
+                        "date": d.isoformat(),
+                        "model": name,
+                        "free_users": 5000,
+                        "expected": expected + w,
+                        "actual": float(50 + 3 * w),
+                        "var": expected * 0.98,
+                    }
+                )
+    with_intervals(pd.DataFrame(rows), 3.0).to_csv(folder / "forecasts.csv", index=False)
+
+    durations = rng.integers(0, 200, 1000)
+    events = (rng.random(1000) < 0.1).astype(int)
+    curves = [
+        km_curve(durations, events, "all users"),
+        km_curve(durations[:500], events[:500], "student_country=US"),
+        km_curve(durations[500:], events[500:], "student_country=NA"),
+        km_curve(durations[:400], events[:400], "first_day_activity=active on day 0"),
+    ]
+    (folder / "survival.json").write_text(json.dumps({"curves": [curve_dict(c) for c in curves]}))
+
+    pd.DataFrame(
+        {
+            "rank": [1, 2],
+            "key": ["gbm/none", "logit/class_weight"],
+            "family": ["gbm", "logit"],
+            "strategy": ["none", "class_weight"],
+            "model": ["gradient boosting", "logistic regression"],
+            "strategy_label": ["no resampling", "class weights"],
+            "note": ["", ""],
+            "tuned": [False, False],
+            "is_reference": [False, False],
+            "pr_auc_mean": [0.07, 0.05],
+            "pr_auc_sd": [0.01, 0.01],
+            "roc_auc_mean": [0.8, 0.75],
+            "roc_auc_sd": [0.02, 0.02],
+            "brier_mean": [0.01, 0.01],
+            "log_loss_mean": [0.05, 0.06],
+            "fit_seconds": [1.0, 0.5],
+        }
+    ).to_csv(folder / "leaderboard.csv", index=False)
+
+    diffs = [
+        Difference("pr_auc", "tenure only", 0.07, 0.045, 0.025, *tenure_ci),
+        Difference("top_decile_lift", "tenure only", 5.0, 4.8, 0.2, -0.3, 0.7),
+        Difference("pr_auc", "aggregated-table model", 0.07, 0.06, 0.01, -0.002, 0.02),
+    ]
+    pol_test = {
+        k: {"value": v, "low": v * 0.8, "high": v * 1.2}
+        for k, v in {
+            "offers": 35.0,
+            "upgraders_reached": 2.5,
+            "profit": 75.0,
+            "share_offered": 0.035,
+            "share_of_upgraders": 0.4,
+            "precision": 0.07,
+        }.items()
+    }
+    if not pays:
+        pol_test = {k: {"value": 0.0, "low": 0.0, "high": 0.0} for k in pol_test}
+    policy = Policy(0.031 if pays else NO_OFFER, pays, 5.0 if pays else 40.0, 100.0, 23.75, pol_test)
+    metrics = ForecastMetrics(
+        chosen=Chosen("gbm/none", "gbm", "none", {"learning_rate": 0.05}, "gradient boosting", True),
+        objective="pr_auc",
+        horizon=30,
+        test_start=ORIGINS[-1][0],
+        test_end=ORIGINS[-1][1],
+        test=_scores(y, p),
+        baselines={k: _scores(y, v) for k, v in base.items()},
+        differences=diffs,
+        calibration="sigmoid",
+        calibration_log_loss={"none": 0.04, "sigmoid": 0.038},
+        overdispersion=3.0,
+        coverage=0.75,
+        policy=policy,
+        forecast=Forecast("2022-09-01", 27000, 130.0, 40.0, 220.0, 80 if pays else 0),
+        cv={"pr_auc_mean": 0.07, "pr_auc_sd": 0.01},
+        compare_rows=2000,
+        tuning={
+            "gbm": {
+                "strategy": "none",
+                "best_value": 0.066,
+                "n_trials": 3,
+                "best_params": {"learning_rate": 0.0512345, "num_leaves": 31},
+            }
+        },
+    )
+    (folder / "metrics.json").write_text(json.dumps(metrics.to_dict()))
+    origins = [
+        {
+            "test_start": s,
+            "test_end": e,
+            "train_cutoff_end": "2022-04-07",
+            "train_rows": 1000 * k,
+            "fit_rows": 800 * k,
+            "test_rows": n,
+            "gap_days": 30,
+        }
+        for k, (s, e) in enumerate(ORIGINS, 1)
+    ]
+    (folder / "design.json").write_text(
+        json.dumps(
+            {
+                "plan": {
+                    "first_days": "14",
+                    "calendar_every_days": "7",
+                    "horizon": "30",
+                    "calendar_anchor": "2000-01-03",
+                },
+                "horizon": 30,
+                "data_end": "2022-08-31",
+                "rows": 50000,
+                "users": 2000,
+                "positives": 450,
+                "excluded": {"upgraded_before": 3000, "horizon_past_end": 9000, "users_without_rows": 120},
+                "origins": origins,
+                "features": ["tenure_days", "learning_events"],
+                "windows": [1, 7, 28],
+                "final_fit_rows": 4000,
+                "final_sampled": False,
+            }
+        )
+    )
+    table = {
+        "name": "learning",
+        "file": "365_student_learning.csv",
+        "rows": 500,
+        "kept": 497,
+        "first_date": "2022-01-01",
+        "last_date": "2022-08-31",
+        "before_registration": 2,
+        "handling": "exact duplicates removed",
+    }
+    (folder / "events_audit.json").write_text(
+        json.dumps(
+            {
+                "tables": [table],
+                "data_start": "2022-01-01",
+                "data_end": "2022-08-31",
+                "users": 2100,
+                "converted_users": 140,
+                "notes": [
+                    "not used (a table needs a mapping entry with a date column): 365_quiz_info.csv, "
+                    "365_student_quizzes.csv"
+                ],
+            }
+        )
+    )
+    (folder / "run.json").write_text(
+        json.dumps(
+            {
+                "events": "events",
+                "budget": "quick",
+                "seed": 365,
+                "horizon": 30,
+                "offer_cost": policy.offer_cost,
+                "upgrade_value": 100.0,
+                "data_end": "2022-08-31",
+                "kind": "events",
+                "timings": {"read and design": 3.0, "features": 20.0},
+            }
+        )
+    )
+    (folder / "model.zip").write_bytes(b"")
+    return folder
+
+
+def _build(folder: Path) -> tuple[Path, str, str]:
+    buf = io.StringIO()
+    path = build_forecast_report(folder, Console(file=buf, width=200))
+    return path, path.read_text(), buf.getvalue()
+
+
+@pytest.fixture(scope="module")
+def paying(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str, str]:
+    return _build(write_run(tmp_path_factory.mktemp("run")))
+
+
+def test_report_is_written_whole_and_self_contained(paying: tuple[Path, str, str]) -> None:
+    path, html, said = paying
+    assert path == path.parent / "report.html" and "report:" in said and str(path) in said
+    assert not list(path.parent.glob(".report.html.*"))  # the temp file was renamed into place
+    for i, s in enumerate(SECTIONS, 1):
+        assert f'id="{s.anchor}"' in html and f"{i}. {s.title}</h2>" in html and f'href="#{s.anchor}"' in html
+    imgs = re.findall(r'<img src="([^"]+)"', html)
+    assert len(imgs) >= 6 and all(s.startswith("data:image/") for s in imgs)
+    outside = re.sub(r'"data:[^"]*"', '""', html)
+    assert "http" not in outside.lower() and "<script" not in outside and "<link" not in outside
+
+
+def test_report_states_the_forecast_policy_and_timings(paying: tuple[Path, str, str]) -> None:
+    _, html, _ = paying
+    assert "27,000" in html and "[40, 220]" in html and "2022-09-01" in html
+    assert "Offer to users scoring" in html and "0.031" in html and "[60, 90]" in html  # profit 75 +- 20%
+    assert "beats the tenure-only baseline by +0.025 PR AUC [0.010, 0.040]" in html
+    assert "No offer policy made money" not in html
+    assert "365_student_quizzes.csv</code> holds users" in html  # the undated table, and why
+    assert "learning_rate=0.05123" in html and "features 20 s" in html and "Report built in" in html
+    # the aggregated-table model forecast about 10 times the actual snapshot counts
+    assert re.search(r"<strong>1[01]\.\d times</strong> the actual count", html)
+
+
+def test_no_paying_policy_is_stated_plainly(tmp_path: Path) -> None:
+    _, html, _ = _build(write_run(tmp_path / "run", pays=False))
+    assert "No offer policy made money at these economics" in html and "23.75" in html
+    assert "Offer to users scoring" not in html and "Send the offer" not in html  # no least-bad cut-off
+    assert "Send no offer" in html
+
+
+def test_lift_is_not_claimed_when_its_interval_includes_zero(tmp_path: Path) -> None:
+    _, html, _ = _build(write_run(tmp_path / "run", tenure_ci=(-0.004, 0.03)))
+    assert "does not beat the tenure-only baseline" in html and "includes 0" in html
+    assert "beats the tenure-only baseline by" not in html
+    assert "Until it beats tenure alone" in html  # the recommendation follows the interval
+
+
+def test_lift_below_zero_is_said_so() -> None:
+    lift = lift_over_tenure([Difference("pr_auc", "tenure only", 0.04, 0.06, -0.02, -0.03, -0.01)])
+    assert not lift.beats and "does not beat" in lift.text and "lies below 0" in lift.text
+
+
+def test_lift_sentence_without_a_tenure_comparison() -> None:
+    lift = lift_over_tenure([Difference("pr_auc", "base rate", 0.07, 0.01, 0.06, 0.05, 0.07)])
+    assert not lift.beats and lift.difference is None and "no paired comparison" in lift.text
+
+
+@pytest.mark.slow
+def test_report_of_a_real_events_run(tmp_path: Path) -> None:
+    """Build the report for a real run folder named by UPGRADE_PREDICTOR_EVENTS_RUN (copied, not touched)."""
+    src = os.environ.get("UPGRADE_PREDICTOR_EVENTS_RUN")
+    if not src or not (Path(src) / "run.json").exists():
+        pytest.skip("set UPGRADE_PREDICTOR_EVENTS_RUN to a folder written by 'train --events'")
+    import shutil
+
+    run = Path(shutil.copytree(src, tmp_path / "run", ignore=shutil.ignore_patterns("report.html")))
+    path, html, _ = _build(run)
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert f"{metrics['forecast']['free_users']:,}" in html
+    for s in SECTIONS:
+        assert f'id="{s.anchor}"' in html
+    assert all(s.startswith("data:image/") for s in re.findall(r'<img src="([^"]+)"', html))
+    assert "http" not in re.sub(r'"data:[^"]*"', '""', html).lower()
+    assert path.stat().st_size < 5_000_000

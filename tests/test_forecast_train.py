@@ -1,0 +1,194 @@
+"""Events runs end to end on small synthetic tables: the run folder, time order, and honest numbers."""
+
+from __future__ import annotations
+
+import json
+from datetime import date, timedelta
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from conftest import synthetic_events
+from upgrade_predictor.api import TrainConfig, train
+from upgrade_predictor.bundle import load_bundle
+from upgrade_predictor.forecast.runs import load_forecast_run
+
+
+@pytest.fixture(scope="module")
+def events_run(tmp_path_factory) -> tuple:
+    root = tmp_path_factory.mktemp("events")
+    folder = synthetic_events(root / "tables", n_users=900, seed=3)
+    cfg = TrainConfig(
+        events=folder,
+        out=root / "run",
+        budget="quick",
+        report=False,
+        families=["logreg", "gbm"],
+        strategies=["none", "class_weight"],
+        horizon=14,
+        jobs=1,
+    )
+    return folder, train(cfg)
+
+
+def test_events_run_writes_a_complete_typed_folder(events_run):
+    _, out = events_run
+    run = load_forecast_run(out)
+    m = run.metrics
+    assert m.horizon == 14 and m.chosen.family in {"logreg", "gbm"}
+    assert set(m.baselines) >= {"base rate", "tenure only", "recency only", "aggregated-table model"}
+    assert 0 <= m.test.pr_auc <= 1 and 0.5 < m.test.roc_auc <= 1  # the synthetic signal is learnable
+    assert m.forecast.free_users > 0 and m.forecast.low <= m.forecast.expected <= m.forecast.high
+    assert m.overdispersion >= 1 and 0 <= m.coverage <= 1
+    assert {"model", "tenure only", "aggregated-table model"} <= set(run.backtest["model"])
+    bundle = load_bundle(out / "model.zip")
+    assert "tenure_days" in bundle.schema.names
+    assert bundle.threshold == pytest.approx(m.policy.threshold)
+
+
+def test_backtest_origins_are_in_time_order_with_a_gap(events_run):
+    _, out = events_run
+    design = json.loads((out / "design.json").read_text())
+    origins = design["origins"]
+    assert len(origins) == 3
+    horizon = design["horizon"]
+    for o in origins:
+        # Every training label window closed before the first test cutoff.
+        assert date.fromisoformat(o["train_cutoff_end"]) + timedelta(days=horizon) <= date.fromisoformat(
+            o["test_start"]
+        )
+        assert o["gap_days"] >= horizon
+    starts = [date.fromisoformat(o["test_start"]) for o in origins]
+    assert starts == sorted(starts)
+    # The test period's labels end inside the data.
+    last = date.fromisoformat(origins[-1]["test_end"]) + timedelta(days=horizon - 1)
+    assert last <= date.fromisoformat(design["data_end"])
+
+
+def test_the_policy_never_offers_at_a_loss(tmp_path, events_run):
+    folder, _ = events_run
+    # An offer that costs more than an upgrade is worth can never pay: the run must say "send none".
+    cfg = TrainConfig(
+        events=folder,
+        out=tmp_path / "dear",
+        budget="quick",
+        report=False,
+        families=["gbm"],
+        strategies=["none"],
+        horizon=14,
+        offer_cost=150.0,
+        upgrade_value=100.0,
+        jobs=1,
+    )
+    m = load_forecast_run(train(cfg)).metrics
+    assert not m.policy.pays and m.forecast.offers == 0
+    assert m.policy.test["offers"]["value"] == 0
+    assert 0 < m.policy.break_even_cost <= 100.0
+
+
+def test_features_ignore_the_future(tmp_path, events_run):
+    """Point in time: events dated on or after the cutoff change no feature of the run's design rows."""
+    from upgrade_predictor.forecast.features import features_as_of
+    from upgrade_predictor.sources.events import EventSource
+
+    folder, _ = events_run
+    as_of = date(2022, 6, 1)
+    with EventSource(folder) as src:
+        before = features_as_of(src, as_of)
+    cut = tmp_path / "cut"
+    cut.mkdir()
+    for f in folder.iterdir():
+        df = pd.read_csv(f, keep_default_na=False, na_values=[""])
+        day_col = next((c for c in df.columns if c.startswith("date_")), None)
+        if day_col and f.name != "365_student_info.csv":
+            df = df[pd.to_datetime(df[day_col]) < pd.Timestamp(as_of)]
+        df.to_csv(cut / f.name, index=False)
+    with EventSource(cut) as src:
+        after = features_as_of(src, as_of)
+    pd.testing.assert_frame_equal(before, after)
+    assert np.isfinite(before["tenure_days"]).all()
+
+
+def _score(model, folder, out, *extra):
+    from typer.testing import CliRunner
+
+    from upgrade_predictor.cli import app
+
+    r = CliRunner().invoke(app, ["score", str(model), "--events", str(folder), "--out", str(out), *extra])
+    assert r.exit_code == 0, r.output
+    return pd.read_csv(out, keep_default_na=False, na_values=[""], dtype={"user_id": str})
+
+
+def test_scores_of_today_ignore_events_dated_on_or_after_the_day(tmp_path, events_run):
+    """The point-in-time test: adding events dated on or after --as-of changes not a single score."""
+    folder, out = events_run
+    as_of = "2022-07-15"
+    plus = tmp_path / "plus"
+    plus.mkdir()
+    rng = np.random.default_rng(0)
+    for f in folder.iterdir():
+        df = pd.read_csv(f, keep_default_na=False, na_values=[""])
+        if f.name == "365_student_learning.csv":  # heavy later activity for every user
+            later = df.sample(frac=1.0, replace=True, random_state=1).copy()
+            later["date_watched"] = (
+                pd.Timestamp(as_of) + pd.to_timedelta(rng.integers(0, 40, len(later)), "D")
+            ).strftime("%Y-%m-%d")
+            later["minutes_watched"] *= 10
+            df = pd.concat([df, later.drop_duplicates(["student_id", "course_id", "date_watched"])])
+        if f.name == "365_student_purchases.csv":  # and a purchase on the day itself for a free user
+            df = pd.concat(
+                [
+                    df,
+                    pd.DataFrame(
+                        {
+                            "purchase_id": [99_999],
+                            "student_id": [100_001],
+                            "purchase_type": ["Annual"],
+                            "date_purchased": [as_of],
+                        }
+                    ),
+                ]
+            )
+        df.to_csv(plus / f.name, index=False)
+    a = _score(out / "model.zip", folder, tmp_path / "a.csv", "--as-of", as_of)
+    b = _score(out / "model.zip", plus, tmp_path / "b.csv", "--as-of", as_of)
+    assert len(a) > 100 and {"user_id", "tenure_days", "probability", "decision", "rank"} <= set(a.columns)
+    pd.testing.assert_frame_equal(a, b)
+    assert (a["rank"].to_numpy() == np.arange(1, len(a) + 1)).all()
+    assert a["probability"].is_monotonic_decreasing
+
+
+def test_a_table_bundle_cannot_score_events(tmp_path, events_run, synthetic_csv):
+    import subprocess
+    import sys
+
+    folder, _ = events_run
+    table_run = train(
+        TrainConfig(
+            data=synthetic_csv,
+            out=tmp_path / "t",
+            budget="quick",
+            report=False,
+            families=["logreg"],
+            strategies=["none"],
+            jobs=1,
+        )
+    )
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "upgrade_predictor.cli",
+            "score",
+            str(table_run / "model.zip"),
+            "--events",
+            str(folder),
+            "--out",
+            str(tmp_path / "o.csv"),
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert r.returncode == 2 and "trained on one table" in r.stderr and "Traceback" not in r.stderr
+    assert not (tmp_path / "o.csv").exists()
