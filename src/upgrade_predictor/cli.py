@@ -16,7 +16,7 @@ from .drift import check_file
 from .errors import InputError
 from .files import write_json_atomic
 from .forecast.export import write_features
-from .forecast.score import score_events
+from .forecast.score import score_events, today_features
 from .scoring.batch import BatchResult, score_file
 from .scoring.cluster import score_dataset
 from .scoring.scorer import Scorer
@@ -308,10 +308,14 @@ def serve(
 @app.command()
 def drift(
     model: Path = typer.Argument(..., help="model bundle (model.zip from a training run)"),
-    data: str = typer.Argument(
-        ..., help="new users: a CSV (plain or .csv.gz) or Parquet file, a folder of parts, or a glob"
+    data: str | None = typer.Argument(
+        None,
+        help="new users: a CSV (plain or .csv.gz) or Parquet file, a folder of parts, or a glob "
+        "(not with --events)",
     ),
-    out: Path | None = typer.Option(None, help="JSON report [default: drift.json beside DATA]"),
+    out: Path | None = typer.Option(
+        None, help="JSON report [default: drift.json beside DATA; with --events in this folder]"
+    ),
     id: str | None = typer.Option(
         None, "--id", help="an id column to name rejected rows by [default: the training id]"
     ),
@@ -322,18 +326,32 @@ def drift(
     range_share: float = typer.Option(
         config.RANGE_SHARE, help="share of rows outside the training range that is drift"
     ),
+    events: Path | None = typer.Option(
+        None, help="check the users still free on --as-of, from a folder of dated event tables"
+    ),
+    as_of: str | None = typer.Option(
+        None, "--as-of", help="with --events: the day YYYY-MM-DD [default: the day after the last event]"
+    ),
+    mapping: Path | None = typer.Option(None, help="with --events: TOML mapping [default: the 365 layout]"),
 ) -> None:
     """Compare new data with the training reference; exit 1 when a threshold is crossed."""
+    if (data is None) == (events is None):
+        raise InputError("give either DATA (a table of users) or --events DIR (dated event tables), not both")
     scorer = Scorer.load(model)
-    report = check_file(
-        scorer,
-        data,
-        id_column=id,
-        psi_alert=psi_alert,
-        new_category_share=new_category_share,
-        range_share=range_share,
-    )
-    out = out or Path(data.rstrip("/")).with_name("drift.json")
+    thresholds = {
+        "psi_alert": psi_alert,
+        "new_category_share": new_category_share,
+        "range_share": range_share,
+    }
+    if events is not None:
+        with today_features(scorer, events, as_of, mapping) as (path, day):
+            report = check_file(scorer, path, id_column="user_id", **thresholds)
+        data = f"{events} (users free on {day})"
+        out = out or Path("drift.json")
+    else:
+        assert data is not None  # checked above: DATA or --events
+        report = check_file(scorer, data, id_column=id, **thresholds)
+        out = out or Path(data.rstrip("/")).with_name("drift.json")
     write_json_atomic(out, report)
     table = Table(title=plain(f"drift of {data} vs. training ({report['rows']:,} valid rows)"))
     for col in ("feature", "PSI", "level", "new codes", "out of range"):

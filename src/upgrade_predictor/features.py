@@ -161,3 +161,15 @@ def source_columns(
             )
             out.append({owner: 1.0} if owner else {name: 1.0})
     return out
+
+
+def source_weights(transformed: list[str], original: list[str], categorical: list[str]) -> np.ndarray:
+    """`source_columns` as a matrix (transformed x original): contributions of the columns a model sees,
+    multiplied by it, add up to contributions of the input's columns."""
+    index = {c: i for i, c in enumerate(original)}
+    weights = np.zeros((len(transformed), len(original)))
+    for j, shares in enumerate(source_columns(transformed, original, categorical)):
+        for col, w in shares.items():
+            if col in index:
+                weights[j, index[col]] += w
+    return weights

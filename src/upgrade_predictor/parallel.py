@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
+from typing import Any
 
 import joblib
 
@@ -40,7 +41,7 @@ def connect(address: str | None) -> Iterator[object | None]:
 
 
 @contextlib.contextmanager
-def fits_on(client) -> Iterator[int]:
+def fits_on(client: Any) -> Iterator[int]:
     """Route joblib's parallel fits to the cluster's workers; yield the n_jobs to ask for."""
     if client is None:
         yield 0
@@ -49,21 +50,10 @@ def fits_on(client) -> Iterator[int]:
         yield -1
 
 
-def study_storage(client):
+def study_storage(client: Any) -> Any:
     """Optuna storage that every worker of the cluster shares (None: Optuna's in-memory default)."""
     if client is None:
         return None
     from optuna_integration.dask import DaskStorage
 
     return DaskStorage(client=client)
-
-
-# --- scoring a partitioned data set ---------------------------------------------------------------
-#
-# Three passes, all on the workers; only per-partition counts reach the client. 1) Every input partition
-# is validated and scored by the single-machine functions and written to a staging folder (valid rows:
-# partition, row in partition, probability, id; rejects with reasons). 2) Dask sorts the staged rows by
-# probability (ties: file order) into ranked partitions; with a top N, each partition keeps only its
-# best N and a tree of merges on the workers keeps the best N overall instead. 3) Each ranked
-# partition gets its global rank, global row number and decision. Every file is
-# written under a fixed name (temp file, then rename), so a task rerun after a lost worker rewrites

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import date
 from pathlib import Path
 
@@ -32,6 +33,26 @@ def event_windows(scorer: Scorer) -> tuple[int, ...]:
     return tuple(int(w) for w in events.windows)
 
 
+@contextlib.contextmanager
+def today_features(
+    scorer: Scorer, events: Path, as_of: str | None = None, mapping: Path | None = None
+) -> Iterator[tuple[Path, date]]:
+    """A temporary Parquet file of the features of every user still free on `as_of` (default: the day
+    after the last event), from the events dated before it, and that day: scored and checked for drift
+    exactly like a table of users."""
+    windows = event_windows(scorer)
+    day = parse_day(as_of)
+    with EventSource(events, mapping) as source:
+        day = day or default_as_of(source)
+        frame = features_as_of(source, day, windows)
+    if frame.empty:
+        raise InputError(f"{events}: no user is registered and still free on {day}")
+    with tempfile.TemporaryDirectory(prefix="upgrade_predictor_") as tmp:
+        path = Path(tmp) / "features.parquet"
+        pq.write_table(pa.Table.from_pandas(frame.drop(columns=["cutoff"]), preserve_index=False), path)
+        yield path, day
+
+
 def score_events(
     scorer: Scorer,
     events: Path,
@@ -46,18 +67,9 @@ def score_events(
     explain: bool = False,
     progress: Callable[[int, int], None] | None = None,
 ) -> tuple[BatchResult, date]:
-    """Score every user still free on `as_of` (default: the day after the last event) from the events
-    dated before it; the ranked list and its rejects are written exactly as for a table."""
-    windows = event_windows(scorer)
-    day = parse_day(as_of)
-    with EventSource(events, mapping) as source:
-        day = day or default_as_of(source)
-        frame = features_as_of(source, day, windows)
-    if frame.empty:
-        raise InputError(f"{events}: no user is registered and still free on {day}")
-    with tempfile.TemporaryDirectory(prefix="upgrade_predictor_") as tmp:
-        path = Path(tmp) / "features.parquet"
-        pq.write_table(pa.Table.from_pandas(frame.drop(columns=["cutoff"]), preserve_index=False), path)
+    """Score every user still free on `as_of`; the ranked list and its rejects are written exactly as for
+    a table, with user_id and tenure beside each user."""
+    with today_features(scorer, events, as_of, mapping) as (path, day):
         result = score_file(
             scorer,
             path,

@@ -18,7 +18,7 @@ from statsmodels.stats.proportion import proportion_confint
 from statsmodels.tools.tools import add_constant
 
 from ..bundle import Bundle
-from ..features import source_columns
+from ..features import source_weights
 from ..models import FAMILIES, inner_pipeline
 from ..training.runs import Run
 
@@ -116,11 +116,7 @@ def shap_by_column(bundle: Bundle, X: pd.DataFrame, seed: int, rows: int = SHAP_
         sv = np.asarray(sv[1] if isinstance(sv, list) else sv)
         if sv.ndim == 3:
             sv = sv[..., 1]
-        values = np.zeros((len(Xs), len(cols)))
-        for j, shares in enumerate(source_columns(names, cols, bundle.schema.categorical)):
-            for c, w in shares.items():
-                if c in cols:
-                    values[:, cols.index(c)] += w * sv[:, j]
+        values = sv @ source_weights(names, cols, bundle.schema.categorical)
         units = "log-odds" if family == "gbm" else "probability"
         method = "TreeExplainer (exact), one-hot and ratio columns summed back to their source columns"
     else:

@@ -7,27 +7,23 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 from typing import Any, cast
 
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
-from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 from matplotlib.ticker import PercentFormatter
 from rich.console import Console
 
-from .. import __version__, config, targeting
-from ..console import say
-from ..files import write_text_atomic
+from .. import config, targeting
 from ..forecast.backtest import TENURE_BANDS
 from ..forecast.evaluate import Difference
 from ..forecast.runs import ForecastRun, load_forecast_run
-from .format import interval, money, num, pct, signed
+from .format import interval, num, signed
+from .page import render_page, write_report
 from .plots import GREY, NEG, POS, embed
 
-REPORT_FILE = "report.html"
 PAIRED_BAR = "tenure only"  # the baseline the model has to beat
 AGGREGATED = "aggregated-table model"
 BOARD_ROWS = 12
@@ -372,15 +368,9 @@ def figures(run: ForecastRun) -> dict[str, str]:
 
 
 def render(run: ForecastRun, ins: ForecastInsights, figs: dict[str, str], name: str | None = None) -> str:
-    env = Environment(
-        loader=PackageLoader("upgrade_predictor", "templates"),
-        autoescape=select_autoescape(["html", "j2"]),
-        undefined=StrictUndefined,  # a name the page does not have fails the build, not the reader
-        trim_blocks=True,
-        lstrip_blocks=True,
-    )
-    env.globals.update(pct=pct, num=num, money=money, interval=interval, signed=signed)
-    return env.get_template("forecast.html.j2").render(
+    return render_page(
+        "forecast.html.j2",
+        SECTIONS,
         run=run,
         info=run.info,
         m=run.metrics,
@@ -388,10 +378,6 @@ def render(run: ForecastRun, ins: ForecastInsights, figs: dict[str, str], name: 
         aud=run.events_audit,
         ins=ins,
         figs=figs,
-        sections=SECTIONS,
-        headings={s.anchor: f"{i}. {s.title}" for i, s in enumerate(SECTIONS, 1)},
-        version=__version__,
-        generated=datetime.now().isoformat(timespec="seconds"),
         run_name=name or run.dir.name,
         timings=dict(run.info.get("timings") or {}),
         calibration_days=config.CALIBRATION_DAYS,
@@ -412,8 +398,4 @@ def build_forecast_report(run_dir: Path, console: Console | None = None, name: s
         html = render(run, ins, figures(run), name)
     seconds = time.perf_counter() - started
     html = html.replace(_BUILD, f"{seconds:.1f}")
-    out = run_dir / REPORT_FILE
-    write_text_atomic(out, html)
-    shown = run_dir.parent / name / REPORT_FILE if name else out  # where it will be once published
-    say(console, f"report: {shown} ({len(html) / 1e6:.1f} MB, {time.perf_counter() - started:.1f}s)")
-    return out
+    return write_report(run_dir, html, console, started, name)

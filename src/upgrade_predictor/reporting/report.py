@@ -4,18 +4,13 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 
-from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 from rich.console import Console
 
-from .. import __version__
-from ..console import say
-from ..files import write_text_atomic
 from ..training.runs import Run, load_run
 from . import insights
-from .format import interval, money, num, pct, signed
+from .page import render_page, write_report
 from .plots import (
     plot_calibration,
     plot_corr,
@@ -30,8 +25,6 @@ from .plots import (
     plot_segments,
     plot_shap,
 )
-
-REPORT_FILE = "report.html"
 
 
 @dataclass(frozen=True)
@@ -86,26 +79,15 @@ def figures(run: Run, ins: insights.Insights) -> dict[str, str | None]:
 
 
 def render(run: Run, ins: insights.Insights, name: str | None = None) -> str:
-    env = Environment(
-        loader=PackageLoader("upgrade_predictor", "templates"),
-        autoescape=select_autoescape(["html", "j2"]),
-        undefined=StrictUndefined,  # a name the insights do not have fails the build, not the reader
-        trim_blocks=True,
-        lstrip_blocks=True,
-    )
-    env.filters.update(pct=pct, num=num, money=money, signed=signed, interval=interval)
-    env.globals.update(pct=pct, num=num, money=money, interval=interval, signed=signed)
-    return env.get_template("report.html.j2").render(
+    return render_page(
+        "report.html.j2",
+        SECTIONS,
         run=run,
         info=run.info,
         aud=run.audit,
         m=run.metrics,
         ins=ins,
         figs=figures(run, ins),
-        sections=SECTIONS,
-        headings={s.anchor: f"{i}. {s.title}" for i, s in enumerate(SECTIONS, 1)},
-        version=__version__,
-        generated=datetime.now().isoformat(timespec="seconds"),
         leaky=run.leaky,
         run_name=name or run.dir.name,
         timings=run.timings,
@@ -125,8 +107,4 @@ def build_report(run_dir: Path, console: Console | None = None, name: str | None
         t0 = time.perf_counter()
         html = render(run, ins, name)
         run.timings["render"] = time.perf_counter() - t0
-    out = run_dir / REPORT_FILE
-    write_text_atomic(out, html)
-    shown = run_dir.parent / name / REPORT_FILE if name else out  # where it will be once published
-    say(console, f"report: {shown} ({len(html) / 1e6:.1f} MB, {time.perf_counter() - started:.1f}s)")
-    return out
+    return write_report(run_dir, html, console, started, name)

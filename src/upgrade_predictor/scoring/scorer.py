@@ -20,7 +20,7 @@ from sklearn.pipeline import Pipeline as SkPipeline
 from .. import config
 from ..bundle import Bundle, load_bundle
 from ..errors import InputError
-from ..features import source_columns
+from ..features import source_weights
 from ..models import inner_pipeline
 from ..schema import Schema, ValidatedRows
 from ..sources.tables import Inputs
@@ -208,13 +208,7 @@ class Scorer:
         # The same matrix the model scored: the checked fast steps, else the pipeline's own.
         transform = FastPipeline(inner).transform if self._fast is not None else inner[:-1].transform
         names = list(self.schema.names)
-        index = {n: i for i, n in enumerate(names)}
-        encoded = self._encoded_names(inner)
-        weights = np.zeros((len(encoded), len(names)))
-        for j, shares in enumerate(source_columns(encoded, names, self.schema.categorical)):
-            for col, w in shares.items():
-                if col in index:
-                    weights[j, index[col]] += w
+        weights = source_weights(self._encoded_names(inner), names, self.schema.categorical)
         out = np.empty((len(X), len(names)))
         for i in range(0, len(X), SUB_ROWS):
             Z = np.asarray(transform(X.iloc[i : i + SUB_ROWS]), dtype="float64")
