@@ -7,6 +7,7 @@ bundle that asks for anything else (a tampered or foreign file) is refused befor
 from __future__ import annotations
 
 import hashlib
+import importlib.metadata as md
 import json
 import zipfile
 from collections.abc import Callable
@@ -215,7 +216,6 @@ class Bundle:
 
 
 def library_versions() -> dict[str, str]:
-    import importlib.metadata as md
 
     out = {}
     for name in ("scikit-learn", "imbalanced-learn", "lightgbm", "numpy", "pandas", "skops"):

@@ -5,10 +5,13 @@ OpenAPI docs at /docs. Every client mistake is a 4xx with a message naming the f
 """
 
 import asyncio
+import gc
+import os
 from typing import Any, Optional, Union
 
 import numpy as np
 import pandas as pd
+import uvicorn
 from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -306,7 +309,6 @@ LIMIT_ENV = "UPGRADE_PREDICTOR_SERVE_MAX_BODY"
 
 
 def _freeze_heap() -> None:
-    import gc
 
     # The loaded model and libraries are long-lived: keep them out of every garbage collection, so
     # full collections stay short and do not add tens of milliseconds to a request now and then.
@@ -316,7 +318,6 @@ def _freeze_heap() -> None:
 
 def app_from_env() -> FastAPI:
     """The app of one worker process (uvicorn --workers), its bundle named by the environment."""
-    import os
 
     app = create_app(Scorer.load(os.environ[MODEL_ENV]), int(os.environ.get(LIMIT_ENV, MAX_BODY_BYTES)))
     _freeze_heap()
@@ -332,9 +333,6 @@ def serve(
     model_path: str | None = None,
 ) -> None:
     """Run the service; with workers > 1, each worker process loads the bundle at model_path."""
-    import os
-
-    import uvicorn
 
     if workers > 1 and model_path:
         os.environ[MODEL_ENV] = str(model_path)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+from scipy.stats import bootstrap
 
 
 def ranked(y: np.ndarray, p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -106,7 +107,6 @@ def policy_outcomes(
 
     The cut-off is fixed in advance (chosen on other data), so the interval reflects which users
     happen to turn up: rows are resampled by scipy's bootstrap (percentile method)."""
-    from scipy.stats import bootstrap
 
     y = np.asarray(y, dtype="float64")
     sel = (np.asarray(p, dtype="float64") >= threshold).astype("float64")
