@@ -265,9 +265,16 @@ def model_card(m: BundleMetadata) -> str:
         "",
         "## Caveats",
         "",
-        "- Engagement columns are measured up to the first purchase for buyers, so totals such as "
-        "days_on_platform tie to the label by construction; scores on users still in their free period "
-        "are lower than the test metrics suggest. Compare with the no-leak bundle when one exists.",
+        (
+            f"- Trained on event tables: features use only events dated before the cutoff, the label is a "
+            f"first upgrade within {m.events.horizon} days of it, and the test metrics come from the latest "
+            "period of the data, after the training rows' labels had closed. Rates move with campaigns: "
+            "check `drift` before trusting counts."
+            if m.events is not None
+            else "- Engagement columns are measured up to the first purchase for buyers, so totals such as "
+            "days_on_platform tie to the label by construction; scores on users still in their free period "
+            "are lower than the test metrics suggest. Compare with the no-leak bundle when one exists."
+        ),
         "- Country codes never seen in training are scored as rare codes; `drift` reports them.",
         "- Scores rank users; treat them as probabilities only if the model is calibrated.",
     ]
