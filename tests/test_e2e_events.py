@@ -121,3 +121,18 @@ def test_scores_on_the_real_tables_ignore_everything_dated_on_or_after_the_day(
         lists.append(pd.read_csv(tmp_path / name, dtype={"user_id": str}))
     assert len(lists[0]) > 10_000
     pd.testing.assert_frame_equal(lists[0], lists[1])
+
+
+def test_the_report_of_the_real_run_is_whole_and_offline(events_run):
+    import re
+
+    from upgrade_predictor.reporting.forecast import SECTIONS
+
+    html = (events_run / "report.html").read_text()
+    metrics = json.loads((events_run / "metrics.json").read_text())
+    assert f"{metrics['forecast']['free_users']:,}" in html
+    for s in SECTIONS:
+        assert f'id="{s.anchor}"' in html
+    assert all(s.startswith("data:image/") for s in re.findall(r'<img src="([^"]+)"', html))
+    assert "http" not in re.sub(r'"data:[^"]*"', '""', html).lower()
+    assert (events_run / "report.html").stat().st_size < 5_000_000

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import re
 from datetime import date, timedelta
 from pathlib import Path
@@ -306,22 +305,3 @@ def test_lift_below_zero_is_said_so() -> None:
 def test_lift_sentence_without_a_tenure_comparison() -> None:
     lift = lift_over_tenure([Difference("pr_auc", "base rate", 0.07, 0.01, 0.06, 0.05, 0.07)])
     assert not lift.beats and lift.difference is None and "no paired comparison" in lift.text
-
-
-@pytest.mark.slow
-def test_report_of_a_real_events_run(tmp_path: Path) -> None:
-    """Build the report for a real run folder named by UPGRADE_PREDICTOR_EVENTS_RUN (copied, not touched)."""
-    src = os.environ.get("UPGRADE_PREDICTOR_EVENTS_RUN")
-    if not src or not (Path(src) / "run.json").exists():
-        pytest.skip("set UPGRADE_PREDICTOR_EVENTS_RUN to a folder written by 'train --events'")
-    import shutil
-
-    run = Path(shutil.copytree(src, tmp_path / "run", ignore=shutil.ignore_patterns("report.html")))
-    path, html, _ = _build(run)
-    metrics = json.loads((run / "metrics.json").read_text())
-    assert f"{metrics['forecast']['free_users']:,}" in html
-    for s in SECTIONS:
-        assert f'id="{s.anchor}"' in html
-    assert all(s.startswith("data:image/") for s in re.findall(r'<img src="([^"]+)"', html))
-    assert "http" not in re.sub(r'"data:[^"]*"', '""', html).lower()
-    assert path.stat().st_size < 5_000_000
