@@ -10,17 +10,13 @@ from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 from rich.table import Table
 
-from . import api, config
+from . import config
 from .console import error, plain, say, warn
-from .drift import check_file
 from .errors import InputError
-from .files import write_json_atomic
-from .forecast.export import write_features
-from .forecast.score import score_events, today_features
-from .scoring.batch import BatchResult, score_file
-from .scoring.cluster import score_dataset
-from .scoring.scorer import Scorer
-from .training.protocol import TrainConfig
+
+# The command line loads only the stage the command runs (inside each command): importing every stage
+# (scikit-learn, LightGBM, DuckDB, matplotlib, ...) takes about 3 s and 300 MB, which `--help` and a
+# scoring job should not pay. The library modules themselves import at the top.
 
 app = typer.Typer(
     add_completion=False,
@@ -95,6 +91,9 @@ def train(
 
     With --events: point-in-time features of (user, cutoff) rows, a time-ordered backtest, and a forecast
     of which of today's free users upgrade within --horizon days."""
+    from . import api
+    from .training.protocol import TrainConfig
+
     cfg = TrainConfig(
         data=data,
         target=target,
@@ -129,6 +128,8 @@ def train(
 @app.command("report")
 def report_cmd(run_dir: Path = typer.Argument(..., help="a run folder written by 'train'")) -> None:
     """Rebuild RUN_DIR/report.html from a saved run (a table run reloads the data file named in run.json)."""
+    from . import api
+
     api.report(run_dir, console)
 
 
@@ -150,6 +151,8 @@ def features(
     force: bool = typer.Option(False, help="replace an existing --out file"),
 ) -> None:
     """Write the point-in-time features of every user still free on --as-of (events before it only)."""
+    from .forecast.export import write_features
+
     path = write_features(events or config.default_events_path(), out, as_of, mapping, force)
     say(console, f"features written to {path}")
 
@@ -193,6 +196,10 @@ def score(
     """Score users into a ranked target list: row, id, probability, decision, rank (and reasons).
 
     With --events: every user still free on --as-of, from the events dated before it (user_id, tenure)."""
+    from .scoring.batch import BatchResult, score_file
+    from .scoring.cluster import score_dataset
+    from .scoring.scorer import Scorer
+
     if (data is None) == (events is None):
         raise InputError("give either DATA (a table of users) or --events DIR (dated event tables), not both")
     if events is not None and (dask or id):
@@ -221,6 +228,8 @@ def score(
 
         result: BatchResult
         if events is not None and scorer is not None:
+            from .forecast.score import score_events  # DuckDB is loaded for event tables only
+
             result, day = score_events(
                 scorer,
                 events,
@@ -296,7 +305,8 @@ def serve(
     """Serve the model over HTTP: POST /predict, GET /health, GET /model, docs at /docs."""
     if workers < 1:
         raise InputError(f"--workers must be at least 1 (got {workers})")
-    from .serving import serve as run_server  # FastAPI is imported by this command only
+    from .scoring.scorer import Scorer
+    from .serving import serve as run_server
 
     scorer = Scorer.load(model)
     say(console, f"serving {model} on http://{host}:{port} (docs at /docs)")
@@ -335,6 +345,11 @@ def drift(
     mapping: Path | None = typer.Option(None, help="with --events: TOML mapping [default: the 365 layout]"),
 ) -> None:
     """Compare new data with the training reference; exit 1 when a threshold is crossed."""
+    from .drift import check_file
+    from .files import write_json_atomic
+    from .forecast.score import today_features
+    from .scoring.scorer import Scorer
+
     if (data is None) == (events is None):
         raise InputError("give either DATA (a table of users) or --events DIR (dated event tables), not both")
     scorer = Scorer.load(model)
