@@ -3,28 +3,15 @@
 from __future__ import annotations
 
 import json
-import os
 from datetime import date, timedelta
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
-from upgrade_predictor import config
 from upgrade_predictor.forecast.runs import load_forecast_run
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="session")
-def real_events() -> Path:
-    path = config.default_events_path()
-    if not (path / "365_student_info.csv").exists():
-        msg = f"the real event tables are missing at {path} (set {config.EVENTS_ENV_VAR})"
-        if os.environ.get("CI"):
-            pytest.fail(msg)
-        pytest.skip(msg)
-    return path
 
 
 @pytest.fixture(scope="session")

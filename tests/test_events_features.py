@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import os
 import shutil
 import textwrap
 from datetime import date
@@ -13,7 +12,6 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from upgrade_predictor import config
 from upgrade_predictor.errors import InputError
 from upgrade_predictor.forecast.features import feature_names, features_as_of, point_in_time_features
 from upgrade_predictor.sources.events import EventSource
@@ -209,21 +207,9 @@ def test_events_on_or_after_the_cutoff_change_nothing(tmp_path: Path, source: Ev
         )
 
 
-def real_events_folder() -> Path:
-    """The real event tables, or a skip (a failure under CI) when they are absent."""
-    env = os.environ.get("UPGRADE_PREDICTOR_EVENTS")
-    folder = Path(env) if env else (config.PROJECT_ROOT / ".." / "shared" / "data" / "365_events").resolve()
-    if not (folder / "365_student_info.csv").exists():
-        msg = f"the real event tables are missing at {folder} (set UPGRADE_PREDICTOR_EVENTS)"
-        if os.environ.get("CI"):
-            pytest.fail(msg)
-        pytest.skip(msg)
-    return folder
-
-
 @pytest.mark.slow
-def test_real_features_ignore_everything_from_the_cutoff_on(tmp_path: Path) -> None:
-    folder, as_of = real_events_folder(), date(2022, 7, 1)
+def test_real_features_ignore_everything_from_the_cutoff_on(tmp_path: Path, real_events: Path) -> None:
+    folder, as_of = real_events, date(2022, 7, 1)
     cut = tmp_path / "cut"
     cut.mkdir()
     with EventSource(folder) as src:

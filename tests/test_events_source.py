@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 import gc
 import gzip
-import os
 import shutil
 import textwrap
 from datetime import date
@@ -15,7 +14,6 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from upgrade_predictor import config
 from upgrade_predictor.errors import InputError
 from upgrade_predictor.sources.event_mapping import (
     ActivityTable,
@@ -280,21 +278,9 @@ def test_mixed_formats_in_one_table_are_refused(tmp_path: Path) -> None:
         EventSource(folder, folder / "mapping.toml")
 
 
-def real_events_folder() -> Path:
-    """The real event tables, or a skip (a failure under CI) when they are absent."""
-    env = os.environ.get("UPGRADE_PREDICTOR_EVENTS")
-    folder = Path(env) if env else (config.PROJECT_ROOT / ".." / "shared" / "data" / "365_events").resolve()
-    if not (folder / "365_student_info.csv").exists():
-        msg = f"the real event tables are missing at {folder} (set UPGRADE_PREDICTOR_EVENTS)"
-        if os.environ.get("CI"):
-            pytest.fail(msg)
-        pytest.skip(msg)
-    return folder
-
-
 @pytest.mark.slow
-def test_real_folder_opens_with_the_builtin_mapping() -> None:
-    with EventSource(real_events_folder()) as src:
+def test_real_folder_opens_with_the_builtin_mapping(real_events: Path) -> None:
+    with EventSource(real_events) as src:
         assert src.mapping == builtin_mapping()
         assert src.data_end == date(2022, 8, 31)
         assert src.audit.users == 29_229 and src.audit.converted_users == 1_783

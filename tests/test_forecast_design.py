@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import itertools
-import os
 from datetime import date, timedelta
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -240,19 +238,6 @@ def test_user_folds_never_split_a_user() -> None:
 
 
 # ---------------------------------------------------------------- the real tables
-
-
-@pytest.fixture(scope="module")
-def real_users() -> pd.DataFrame:
-    folder = Path(config.default_data_path()).parent / "365_events"
-    if not (folder / "365_student_info.csv").exists():
-        msg = f"the event tables are missing at {folder}"
-        if os.environ.get("CI"):
-            pytest.fail(msg)
-        pytest.skip(msg)
-    info = pd.read_csv(folder / "365_student_info.csv", keep_default_na=False, na_values=[""])
-    purchases = pd.read_csv(folder / "365_student_purchases.csv", keep_default_na=False, na_values=[""])
-    return users_from_tables(info, purchases)
 
 
 @pytest.mark.slow

@@ -2,17 +2,13 @@
 
 from __future__ import annotations
 
-import os
 from datetime import date
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from upgrade_predictor import config
 from upgrade_predictor.errors import InputError
-from upgrade_predictor.forecast.design import users_from_tables
 from upgrade_predictor.forecast.survival import curves_table, km_by_segment, km_curve, time_to_upgrade
 
 # Eight users; event 1 = upgraded on that day, 0 = still free when last seen (at risk through that day).
@@ -104,19 +100,6 @@ def test_km_by_segment_orders_and_filters_groups() -> None:
     assert len(km_by_segment(frame, "country", min_users=80, top=1)) == 1
     table = curves_table(curves)
     assert list(table["users"]) == [300, 250, 100] and "by_day_7" in table.columns
-
-
-@pytest.fixture(scope="module")
-def real_users() -> pd.DataFrame:
-    folder = Path(config.default_data_path()).parent / "365_events"
-    if not (folder / "365_student_info.csv").exists():
-        msg = f"the event tables are missing at {folder}"
-        if os.environ.get("CI"):
-            pytest.fail(msg)
-        pytest.skip(msg)
-    info = pd.read_csv(folder / "365_student_info.csv", keep_default_na=False, na_values=[""])
-    purchases = pd.read_csv(folder / "365_student_purchases.csv", keep_default_na=False, na_values=[""])
-    return users_from_tables(info, purchases)
 
 
 @pytest.mark.slow
