@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +14,36 @@ import pytest
 from upgrade_predictor import config
 
 REAL_DATA = config.default_data_path()
+
+
+# The mapping of the small event folders the source and feature tests write (users, purchases, lessons).
+SMALL_MAPPING = """
+[users]
+file = "users.csv"
+id = "user_id"
+time = "signup"
+attributes = ["country"]
+
+[conversions]
+file = "purchases.csv"
+id = "user_id"
+time = "paid_on"
+
+[[activity]]
+name = "learning"
+file = "learning.csv"
+id = "user_id"
+time = "day"
+measures = ["minutes"]
+item = "course"
+"""
+
+
+def run_cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    """The command line in a child process, as a user runs it (exit codes and stderr as they see them)."""
+    return subprocess.run(
+        [sys.executable, "-m", "upgrade_predictor.cli", *args], cwd=cwd, capture_output=True, text=True
+    )
 
 
 def synthetic_frame(n: int = 600, seed: int = 0, positive_share: float = 0.2) -> pd.DataFrame:

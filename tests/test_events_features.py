@@ -12,33 +12,21 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from conftest import SMALL_MAPPING
 from upgrade_predictor.errors import InputError
 from upgrade_predictor.forecast.features import feature_names, features_as_of, point_in_time_features
 from upgrade_predictor.sources.events import EventSource
 
-MAPPING = """
-[users]
-file = "users.csv"
-id = "user_id"
-time = "signup"
-attributes = ["country"]
-[conversions]
-file = "purchases.csv"
-id = "user_id"
-time = "paid_on"
-[[activity]]
-name = "learning"
-file = "learning.csv"
-id = "user_id"
-time = "day"
-measures = ["minutes"]
-item = "course"
+MAPPING = (
+    SMALL_MAPPING
+    + """
 [[activity]]
 name = "hub"
 file = "hub.csv"
 id = "user_id"
 time = "day"
 """
+)
 
 TABLES = {
     "users.csv": """

@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from conftest import SMALL_MAPPING
 from upgrade_predictor.errors import InputError
 from upgrade_predictor.sources.event_mapping import (
     ActivityTable,
@@ -24,26 +25,7 @@ from upgrade_predictor.sources.event_mapping import (
 )
 from upgrade_predictor.sources.events import EventSource
 
-MAPPING = """
-[users]
-file = "users.csv"
-id = "user_id"
-time = "signup"
-attributes = ["country"]
-
-[conversions]
-file = "purchases.csv"
-id = "user_id"
-time = "paid_on"
-
-[[activity]]
-name = "learning"
-file = "learning.csv"
-id = "user_id"
-time = "day"
-measures = ["minutes"]
-item = "course"
-"""
+MAPPING = SMALL_MAPPING
 
 
 def write(path: Path, text: str) -> Path:

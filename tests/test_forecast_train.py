@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import synthetic_events
+from conftest import run_cli, synthetic_events
 from upgrade_predictor.api import TrainConfig, train
 from upgrade_predictor.bundle import load_bundle
 from upgrade_predictor.forecast.runs import load_forecast_run
@@ -160,9 +160,6 @@ def test_scores_of_today_ignore_events_dated_on_or_after_the_day(tmp_path, event
 
 
 def test_a_table_bundle_cannot_score_events(tmp_path, events_run, synthetic_csv):
-    import subprocess
-    import sys
-
     folder, _ = events_run
     table_run = train(
         TrainConfig(
@@ -175,47 +172,25 @@ def test_a_table_bundle_cannot_score_events(tmp_path, events_run, synthetic_csv)
             jobs=1,
         )
     )
-    r = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "upgrade_predictor.cli",
-            "score",
-            str(table_run / "model.zip"),
-            "--events",
-            str(folder),
-            "--out",
-            str(tmp_path / "o.csv"),
-        ],
-        capture_output=True,
-        text=True,
+    r = run_cli(
+        "score", str(table_run / "model.zip"), "--events", str(folder), "--out", str(tmp_path / "o.csv")
     )
     assert r.returncode == 2 and "trained on one table" in r.stderr and "Traceback" not in r.stderr
     assert not (tmp_path / "o.csv").exists()
 
 
 def test_drift_checks_todays_free_users_from_the_events(tmp_path, events_run):
-    import subprocess
-    import sys
-
     folder, out = events_run
     report = tmp_path / "drift.json"
-    r = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "upgrade_predictor.cli",
-            "drift",
-            str(out / "model.zip"),
-            "--events",
-            str(folder),
-            "--as-of",
-            "2022-06-01",
-            "--out",
-            str(report),
-        ],
-        capture_output=True,
-        text=True,
+    r = run_cli(
+        "drift",
+        str(out / "model.zip"),
+        "--events",
+        str(folder),
+        "--as-of",
+        "2022-06-01",
+        "--out",
+        str(report),
     )
     assert r.returncode in (0, 1), r.stderr  # 1 means drift was found, which is allowed here
     d = json.loads(report.read_text())

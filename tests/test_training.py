@@ -1,13 +1,11 @@
 import json
-import subprocess
-import sys
 
 import numpy as np
 import pandas as pd
 import pytest
 from sklearn.model_selection import train_test_split
 
-from conftest import synthetic_frame
+from conftest import run_cli, synthetic_frame
 from test_features import _xy
 from upgrade_predictor import config, evaluation
 from upgrade_predictor.api import TrainConfig, train
@@ -101,12 +99,6 @@ def test_an_existing_run_is_never_overwritten_silently(tmp_path):
     assert (tmp_path / "taken" / "keep.txt").read_text() == "mine"
 
 
-def _cli(*args, cwd):
-    return subprocess.run(
-        [sys.executable, "-m", "upgrade_predictor.cli", *args], cwd=cwd, capture_output=True, text=True
-    )
-
-
 @pytest.mark.parametrize(
     "frame,args,message",
     [
@@ -117,7 +109,9 @@ def _cli(*args, cwd):
 )
 def test_cli_input_errors_exit_2_without_traceback_or_output(tmp_path, frame, args, message):
     frame(synthetic_frame(200)).to_csv(tmp_path / "d.csv", index=False)
-    r = _cli("train", "--data", str(tmp_path / "d.csv"), "--out", str(tmp_path / "run"), *args, cwd=tmp_path)
+    r = run_cli(
+        "train", "--data", str(tmp_path / "d.csv"), "--out", str(tmp_path / "run"), *args, cwd=tmp_path
+    )
     assert r.returncode == 2
     assert message in r.stderr and "Traceback" not in r.stderr
     assert not (tmp_path / "run").exists()

@@ -97,14 +97,21 @@ def count_interval(p: ArrayLike, level: float = 0.95, overdispersion: float = 1.
     forecast separately.
     """
     p_arr = np.asarray(p, dtype=float)
+    return interval_of(
+        float(p_arr.sum()), float((p_arr * (1 - p_arr)).sum()), len(p_arr), level, overdispersion
+    )
+
+
+def interval_of(
+    expected: float, var: float, n: int, level: float = 0.95, overdispersion: float = 1.0
+) -> tuple[float, float]:
+    """`count_interval` from the count's expectation and Poisson-binomial variance among `n` users."""
     if not 0 < level < 1:
         raise InputError(f"level must lie strictly between 0 and 1, got {level}")
     if overdispersion < 1:
         raise InputError(f"overdispersion must be at least 1, got {overdispersion}")
-    mean = float(p_arr.sum())
-    sd = math.sqrt(float((p_arr * (1 - p_arr)).sum()) * overdispersion)
-    z = float(norm.ppf(0.5 + level / 2))
-    return max(0.0, mean - z * sd - 0.5), min(float(len(p_arr)), mean + z * sd + 0.5)
+    half = float(norm.ppf(0.5 + level / 2)) * math.sqrt(max(var, 0.0) * overdispersion) + 0.5
+    return max(0.0, expected - half), min(float(n), expected + half)
 
 
 def origin_count(y: ArrayLike, p: ArrayLike) -> OriginCount:

@@ -11,7 +11,7 @@ import pandas as pd
 from sklearn.metrics import average_precision_score
 
 from .. import targeting
-from .backtest import backtest_table, origin_count, overdispersion_from_origins, top_decile_lift
+from .backtest import backtest_table, interval_of, origin_count, overdispersion_from_origins, top_decile_lift
 from .design import Design
 from .protocol import ForecastOutcome, snapshot_dates
 
@@ -101,10 +101,11 @@ def snapshot_counts(o: ForecastOutcome, design: Design, method: str) -> pd.DataF
 def with_intervals(counts: pd.DataFrame, phi: float) -> pd.DataFrame:
     """Add the count interval (Poisson-binomial variance x phi, normal approximation) and coverage."""
     out = counts.copy()
-    z = 1.959963984540054
-    half = z * np.sqrt(np.maximum(out["var"].to_numpy() * phi, 0.0)) + 0.5
-    out["low"] = np.maximum(out["expected"] - half, 0.0)
-    out["high"] = np.minimum(out["expected"] + half, out["free_users"])
+    bounds = [
+        interval_of(e, v, n, 0.95, phi) for e, v, n in zip(out["expected"], out["var"], out["free_users"])
+    ]
+    out["low"] = [lo for lo, _ in bounds]
+    out["high"] = [hi for _, hi in bounds]
     out["covered"] = (out["low"] <= out["actual"]) & (out["actual"] <= out["high"])
     return out
 
