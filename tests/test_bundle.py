@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import pickle
 import zipfile
@@ -35,13 +36,33 @@ def new_users(schema, n: int = 50, seed: int = 3):
     )
 
 
-def _rewrite(src: Path, dst: Path, **replace) -> Path:
+def _rewrite(src: Path, dst: Path, reseal: bool = True, **replace) -> Path:
+    """A copy of the bundle with members replaced. With reseal, the manifest and its digest are
+    recomputed as a forger would, so that the checks behind the manifest are what the test reaches."""
     with zipfile.ZipFile(src) as z:
         files = {n: z.read(n) for n in z.namelist()}
+        comment = z.comment
     files.update(replace)
-    with zipfile.ZipFile(dst, "w") as z:
+    if reseal and bundle.MANIFEST_FILE in files:
+        files[bundle.MANIFEST_FILE] = json.dumps(
+            {
+                "format": bundle.FORMAT,
+                "format_version": 2,
+                "members": {
+                    n: {"sha256": hashlib.sha256(b).hexdigest(), "size": len(b)}
+                    for n, b in files.items()
+                    if n != bundle.MANIFEST_FILE
+                },
+            }
+        ).encode()
+        comment = (
+            b"upgrade-predictor manifest sha256:"
+            + hashlib.sha256(files[bundle.MANIFEST_FILE]).hexdigest().encode()
+        )
+    with zipfile.ZipFile(dst, "w", compression=zipfile.ZIP_DEFLATED) as z:
         for name, blob in files.items():
             z.writestr(name, blob)
+        z.comment = comment
     return dst
 
 
@@ -102,8 +123,6 @@ def test_altered_model_is_refused(gbm_bundle, tmp_path):
 
 def _swap_model(path, dest, obj):
     """A copy of the bundle with another object inside and a checksum that matches it."""
-    import hashlib
-
     blob = sio.dumps(obj)
     with zipfile.ZipFile(path) as z:
         meta = json.loads(z.read(bundle.METADATA_FILE))

@@ -19,12 +19,28 @@ from .errors import InputError
 # scoring job should not pay. The library modules themselves import at the top.
 
 app = typer.Typer(
-    add_completion=False,
+    add_completion=True,
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     help="Predict which free users will upgrade, and decide whom to target.",
 )
 console = Console(stderr=True)
+
+
+# One example per command, shown under its --help (plain text: no markup is read in it).
+EXAMPLES = {
+    "train": "Examples:  upgrade-predictor train --budget quick  ·  "
+    "upgrade-predictor train --events ../shared/data/365_events --out runs/forecast  ·  "
+    "upgrade-predictor train --data users.parquet --target upgraded --id user_id --time-limit 600",
+    "report": "Example:  upgrade-predictor report runs/20260101-120000",
+    "features": "Example:  upgrade-predictor features --events ../shared/data/365_events "
+    "--as-of 2022-08-01 --out features.parquet",
+    "score": "Examples:  upgrade-predictor score runs/RUN/model.zip users.csv --out targets.csv --top 500  ·  "
+    "upgrade-predictor score runs/forecast/model.zip --events ../shared/data/365_events --out today.csv",
+    "serve": "Example:  upgrade-predictor serve runs/RUN/model.zip --port 8000, then "
+    "curl -d '{\"minutes_watched\": 30, ...}' localhost:8000/predict",
+    "drift": "Example:  upgrade-predictor drift runs/RUN/model.zip new_users.csv --out drift.json",
+}
 
 
 def fail(message: str, code: int = 2) -> None:
@@ -36,19 +52,31 @@ def _split(values: str | None) -> list[str]:
     return [v.strip() for v in values.split(",") if v.strip()] if values else []
 
 
+def _version(value: bool) -> None:
+    if value:
+        from . import __version__
+
+        say(Console(), f"upgrade-predictor {__version__}")  # stdout: scripts read it
+        raise typer.Exit()
+
+
 @app.callback()
-def root() -> None:
+def root(
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="print the version and exit"
+    ),
+) -> None:
     """Predict which free users will upgrade, and decide whom to target."""
 
 
-@app.command()
+@app.command(epilog=EXAMPLES["train"])
 def train(
     data: Path | None = typer.Option(
         None, help="CSV or Parquet file [default: ../shared/data/ml_datasource.csv]"
     ),
     target: str = typer.Option(config.TARGET, help="the binary label column"),
     out: Path | None = typer.Option(None, help="run folder [default: runs/<timestamp>]; never overwritten"),
-    budget: str = typer.Option(config.BUDGET, help="quick | standard | thorough"),
+    budget: config.BudgetName = typer.Option(config.BUDGET, help="how much search: trial counts, folds"),
     seed: int = typer.Option(config.SEED, help="seed of the split, folds, samplers and tuning"),
     id: str | None = typer.Option(None, "--id", help="an id column: carried through, never a feature"),
     positive: str | None = typer.Option(None, help="the target value that counts as positive"),
@@ -63,10 +91,10 @@ def train(
     strategies: str | None = typer.Option(
         None, help=f"comma-separated subset of {','.join(config.STRATEGIES)}"
     ),
-    objective: str = typer.Option(
-        config.OBJECTIVE, help="metric Optuna maximises (CV mean): pr_auc, roc_auc, f1, ..."
+    objective: config.Objective = typer.Option(config.OBJECTIVE, help="metric Optuna maximises (CV mean)"),
+    threshold: config.ThresholdRule = typer.Option(
+        config.THRESHOLD, help="how the decision threshold is chosen: best F1, or most profit"
     ),
-    threshold: str = typer.Option(config.THRESHOLD, help="how the decision threshold is chosen: f1 | profit"),
     offer_cost: float = typer.Option(config.OFFER_COST, help="cost of one offer (profit threshold, report)"),
     upgrade_value: float = typer.Option(config.UPGRADE_VALUE, help="value of one upgrade reached"),
     jobs: int = typer.Option(config.JOBS, help="parallel fits"),
@@ -86,6 +114,18 @@ def train(
     horizon: int = typer.Option(
         config.HORIZON, help="with --events: days after the cutoff an upgrade counts"
     ),
+    time_limit: float | None = typer.Option(
+        None, help="cap the whole run at this many seconds (results may then vary between machines)"
+    ),
+    sign_key: Path | None = typer.Option(
+        None,
+        help="PEM elliptic-curve private key: writes model.zip.sig beside each bundle "
+        "(needs pip install 'upgrade-predictor[sign]')",
+    ),
+    mlflow: bool = typer.Option(
+        False, help="log the run to MLflow ($MLFLOW_TRACKING_URI, else ./mlruns; needs the mlflow extra)"
+    ),
+    tracking_uri: str | None = typer.Option(None, help="with --mlflow: the MLflow tracking URI"),
 ) -> None:
     """Audit the data, compare models and imbalance strategies, tune, and save a model bundle.
 
@@ -120,12 +160,16 @@ def train(
         events=events,
         mapping=mapping,
         horizon=horizon,
+        time_limit=time_limit,
+        sign_key=sign_key,
     )
-    api.train(cfg, console)
+    if tracking_uri and not mlflow:
+        raise InputError("--tracking-uri is for --mlflow; add --mlflow")
+    api.train(cfg, console=console, mlflow=mlflow, tracking_uri=tracking_uri)
 
 
 # --- report command (insights and report modules) ---
-@app.command("report")
+@app.command("report", epilog=EXAMPLES["report"])
 def report_cmd(run_dir: Path = typer.Argument(..., help="a run folder written by 'train'")) -> None:
     """Rebuild RUN_DIR/report.html from a saved run (a table run reloads the data file named in run.json)."""
     from . import api
@@ -136,7 +180,7 @@ def report_cmd(run_dir: Path = typer.Argument(..., help="a run folder written by
 # --- scoring, serving and drift commands (scoring, serving and drift modules) ---
 
 
-@app.command()
+@app.command(epilog=EXAMPLES["features"])
 def features(
     out: Path = typer.Option(..., "--out", help="the feature table to write (.csv or .parquet)"),
     events: Path | None = typer.Option(
@@ -151,13 +195,15 @@ def features(
     force: bool = typer.Option(False, help="replace an existing --out file"),
 ) -> None:
     """Write the point-in-time features of every user still free on --as-of (events before it only)."""
+    from .files import check_outputs
     from .forecast.export import write_features
 
+    check_outputs({"--out": out}, {"--events": events, "--mapping": mapping})
     path = write_features(events or config.default_events_path(), out, as_of, mapping, force)
     say(console, f"features written to {path}")
 
 
-@app.command()
+@app.command(epilog=EXAMPLES["score"])
 def score(
     model: Path = typer.Argument(..., help="model bundle (model.zip from a training run)"),
     data: str | None = typer.Argument(
@@ -192,11 +238,17 @@ def score(
         help="with --events: the scoring day YYYY-MM-DD [default: the day after the last event]",
     ),
     mapping: Path | None = typer.Option(None, help="with --events: TOML mapping [default: the 365 layout]"),
+    verify_key: Path | None = typer.Option(
+        None,
+        help="PEM public key: refuse the bundle unless MODEL.sig is its valid signature "
+        "(needs pip install 'upgrade-predictor[sign]')",
+    ),
 ) -> None:
     """Score users into a ranked target list: row, id, probability, decision, rank (and reasons).
 
     With --events: every user still free on --as-of, from the events dated before it (user_id, tenure)."""
-    from .scoring.batch import BatchResult, score_file
+    from .files import check_outputs
+    from .scoring.batch import BatchResult, default_rejects_path, score_file
     from .scoring.cluster import score_dataset
     from .scoring.scorer import Scorer
 
@@ -204,13 +256,19 @@ def score(
         raise InputError("give either DATA (a table of users) or --events DIR (dated event tables), not both")
     if events is not None and (dask or id):
         raise InputError("--events scores on this machine with user_id as the id; drop --dask and --id")
-    if not 0 <= max_reject_share <= 1:
-        raise InputError(f"--max-reject-share must be between 0 and 1 (got {max_reject_share})")
+    config.check_number("--max-reject-share", max_reject_share, 0, 1)
+    config.check_number("--top", top, 1)
+    config.check_number("--budget", budget, 0)
+    config.check_number("--offer-cost", offer_cost, 0, above=True)
     if dask and explain:
         raise InputError("--explain is not available with --dask; score without it")
     if dask and rejects:
         raise InputError("--rejects: with --dask the rejects are written to OUT/rejects/")
-    scorer = None if dask else Scorer.load(model)
+    check_outputs(
+        {"--out": out, "--rejects": rejects or (None if dask else default_rejects_path(out))},
+        {"MODEL": model, "DATA": data, "--events": events, "--mapping": mapping, "--verify-key": verify_key},
+    )
+    scorer = None if dask else Scorer.load(model, verify_key=verify_key)
     bar = Progress(
         "[progress.description]{task.description}",
         BarColumn(),
@@ -256,6 +314,7 @@ def score(
                 offer_cost=offer_cost,
                 id_column=id,
                 progress=advance,
+                verify_key=verify_key,
             )
         else:
             assert data is not None  # checked above: DATA or --events
@@ -294,28 +353,50 @@ def score(
         )
 
 
-@app.command()
+@app.command(epilog=EXAMPLES["serve"])
 def serve(
     model: Path = typer.Argument(..., help="model bundle (model.zip from a training run)"),
     host: str = typer.Option(config.SERVE_HOST, help="interface to listen on"),
     port: int = typer.Option(config.SERVE_PORT, help="port"),
     max_body_bytes: int = typer.Option(config.SERVE_MAX_BODY_BYTES, help="larger request bodies get 413"),
     workers: int = typer.Option(config.SERVE_WORKERS, help="worker processes (each loads the model)"),
+    threads: int | None = typer.Option(
+        None, help="scoring threads per process [default: the cores shared among the workers, at least 2]"
+    ),
+    queue_size: int = typer.Option(
+        config.SERVE_QUEUE_SIZE, help="requests per process waiting or in work; more get 503 + Retry-After"
+    ),
+    verify_key: Path | None = typer.Option(
+        None,
+        help="PEM public key: refuse the bundle unless MODEL.sig is its valid signature "
+        "(needs pip install 'upgrade-predictor[sign]')",
+    ),
 ) -> None:
     """Serve the model over HTTP: POST /predict, GET /health, GET /model, docs at /docs."""
-    if workers < 1:
-        raise InputError(f"--workers must be at least 1 (got {workers})")
+    config.check_number("--workers", workers, 1, 64)
+    config.check_number("--port", port, 1, 65535)
+    config.check_number("--max-body-bytes", max_body_bytes, 1)
+    config.check_number("--threads", threads, 1, 256)
+    config.check_number("--queue-size", queue_size, 1, 1_000_000)
     from .scoring.scorer import Scorer
     from .serving import serve as run_server
 
-    scorer = Scorer.load(model)
+    scorer = Scorer.load(model, verify_key=verify_key)
     say(console, f"serving {model} on http://{host}:{port} (docs at /docs)")
     run_server(
-        scorer, host=host, port=port, max_body_bytes=max_body_bytes, workers=workers, model_path=str(model)
+        scorer,
+        host=host,
+        port=port,
+        max_body_bytes=max_body_bytes,
+        workers=workers,
+        model_path=str(model),
+        threads=threads,
+        queue_size=queue_size,
+        verify_key=verify_key,
     )
 
 
-@app.command()
+@app.command(epilog=EXAMPLES["drift"])
 def drift(
     model: Path = typer.Argument(..., help="model bundle (model.zip from a training run)"),
     data: str | None = typer.Argument(
@@ -343,16 +424,33 @@ def drift(
         None, "--as-of", help="with --events: the day YYYY-MM-DD [default: the day after the last event]"
     ),
     mapping: Path | None = typer.Option(None, help="with --events: TOML mapping [default: the 365 layout]"),
+    verify_key: Path | None = typer.Option(
+        None,
+        help="PEM public key: refuse the bundle unless MODEL.sig is its valid signature "
+        "(needs pip install 'upgrade-predictor[sign]')",
+    ),
 ) -> None:
     """Compare new data with the training reference; exit 1 when a threshold is crossed."""
     from .drift import check_file
-    from .files import write_json_atomic
+    from .files import check_outputs, write_json_atomic
     from .forecast.score import today_features
     from .scoring.scorer import Scorer
 
     if (data is None) == (events is None):
         raise InputError("give either DATA (a table of users) or --events DIR (dated event tables), not both")
-    scorer = Scorer.load(model)
+    config.check_number("--psi-alert", psi_alert, 0, above=True)
+    config.check_number("--new-category-share", new_category_share, 0, 1, above=True)
+    config.check_number("--range-share", range_share, 0, 1, above=True)
+    if events is not None:
+        out = out or Path("drift.json")
+    else:
+        assert data is not None  # checked above: DATA or --events
+        out = out or Path(data.rstrip("/")).with_name("drift.json")
+    check_outputs(
+        {"--out": out},
+        {"MODEL": model, "DATA": data, "--events": events, "--mapping": mapping, "--verify-key": verify_key},
+    )
+    scorer = Scorer.load(model, verify_key=verify_key)
     thresholds = {
         "psi_alert": psi_alert,
         "new_category_share": new_category_share,
@@ -362,11 +460,9 @@ def drift(
         with today_features(scorer, events, as_of, mapping) as (path, day):
             report = check_file(scorer, path, id_column="user_id", **thresholds)
         data = f"{events} (users free on {day})"
-        out = out or Path("drift.json")
     else:
         assert data is not None  # checked above: DATA or --events
         report = check_file(scorer, data, id_column=id, **thresholds)
-        out = out or Path(data.rstrip("/")).with_name("drift.json")
     write_json_atomic(out, report)
     table = Table(title=plain(f"drift of {data} vs. training ({report['rows']:,} valid rows)"))
     for col in ("feature", "PSI", "level", "new codes", "out of range"):
@@ -395,14 +491,9 @@ def drift(
 
 
 def main() -> None:
-    try:
-        app()
-    except InputError as e:
-        error(console, e)
-        sys.exit(InputError.exit_code)
-    except KeyboardInterrupt:
-        warn(console, "interrupted; nothing half-written was left behind")
-        sys.exit(130)
+    from .process import run
+
+    sys.exit(run(app, console))
 
 
 if __name__ == "__main__":

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import math
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 PACKAGE_ROOT = Path(__file__).resolve().parent
 PROJECT_ROOT = PACKAGE_ROOT.parents[1]  # src/upgrade_predictor -> project root (editable install)
@@ -14,6 +16,7 @@ DEFAULT_DATA_RELATIVE = Path("..") / "shared" / "data" / "ml_datasource.csv"
 
 TARGET = "purchased"
 SEED = 365
+MAX_SEED = 2**32 - 1  # NumPy's and scikit-learn's seeds are 32-bit
 TEST_SIZE = 0.2
 
 # Country codes such as "NA" (Namibia) are values, not missing cells: only an empty cell is missing.
@@ -76,19 +79,67 @@ class Budget:
     # compared on a stratified sample of this many rows, one repeat of folds grouped by user (stated in
     # the leaderboard and the report); the chosen pipeline is then fitted on every training row.
     compare_rows: int = 40_000
+    # Table runs: a family whose fit costs grow faster than its rows (neighbour search, kernels, deep
+    # trees) fits on a stratified sample of at most this many of the rows of each fit (every CV fold,
+    # every tuning trial and the final model alike; stated in the leaderboard); cheaper families get
+    # caps only far beyond the real table's size. "reference" is the course recipe's forest. Families
+    # not named here fit on every row.
+    fit_rows: dict[str, int] = field(default_factory=dict)
+    # Table runs: above this many training rows a family is left out (a printed note says so): KNN
+    # scores each validation row against all its fit rows, a cost no sample of fit rows bounds.
+    max_rows: dict[str, int] = field(default_factory=dict)
+    # Table runs: above this many rows per training fold, tuning runs proportionally fewer trials
+    # (at least 3), so its time stays bounded as data grow; the count depends only on the data size.
+    tune_rows: int = 1_000_000_000
 
 
 BUDGETS = {
     "quick": Budget(
-        "quick", cv_splits=2, cv_repeats=1, tune_families=1, trials=5, timeout_s=60, compare_rows=12_000
+        "quick",
+        cv_splits=2,
+        cv_repeats=1,
+        tune_families=1,
+        trials=5,
+        timeout_s=60,
+        compare_rows=12_000,
+        # Quick also fits the cheap families on at most 20,000 rows: beyond that its final fit, not the
+        # comparison, would dominate the run.
+        fit_rows={"knn": 3_000, "svm": 5_000, "forest": 5_000, "reference": 20_000}
+        | dict.fromkeys(["logreg", "tree", "gbm"], 20_000),
+        max_rows={"knn": 100_000},
+        tune_rows=10_000,
     ),
     "standard": Budget(
-        "standard", cv_splits=3, cv_repeats=2, tune_families=2, trials=32, timeout_s=180, compare_rows=24_000
+        "standard",
+        cv_splits=3,
+        cv_repeats=2,
+        tune_families=2,
+        trials=32,
+        timeout_s=180,
+        compare_rows=24_000,
+        fit_rows={"knn": 5_000, "svm": 10_000, "forest": 10_000, "reference": 20_000}
+        | dict.fromkeys(["logreg", "tree", "gbm"], 100_000),
+        max_rows={"knn": 200_000},
+        tune_rows=10_000,
     ),
     "thorough": Budget(
-        "thorough", cv_splits=5, cv_repeats=3, tune_families=3, trials=60, timeout_s=900, compare_rows=100_000
+        "thorough",
+        cv_splits=5,
+        cv_repeats=3,
+        tune_families=3,
+        trials=60,
+        timeout_s=900,
+        compare_rows=100_000,
+        fit_rows={"knn": 20_000, "svm": 40_000, "forest": 40_000, "reference": 40_000}
+        | dict.fromkeys(["logreg", "tree", "gbm"], 500_000),
+        max_rows={"knn": 500_000},
+        tune_rows=50_000,
     ),
 }
+
+# A time-limited run (--time-limit) shares its wall clock: the comparison ends by this share of the
+# limit, tuning by the next, and the rest is kept for the final fit, the files and the report.
+TIME_SHARES = {"comparison": 0.45, "tuning": 0.70}
 
 
 def default_data_path() -> Path:
@@ -124,7 +175,72 @@ SERVE_PORT = 8000
 SERVE_MAX_BODY_BYTES = 2 * 1024 * 1024  # larger request bodies get 413
 SERVE_MAX_USERS = 10_000  # users per request
 SERVE_WORKERS = 1  # service processes, each with its own copy of the model
+SERVE_QUEUE_SIZE = 256  # requests per process admitted (waiting or in work); more get 503
 PSI_WARN = 0.1  # population stability index: the usual rule of thumb (0.1 shift, 0.2 drift)
 PSI_ALERT = 0.2
 NEW_CATEGORY_SHARE = 0.01  # share of rows with codes never seen in training that is drift
 RANGE_SHARE = 0.01  # share of rows outside the training min..max that is drift
+
+# Exit codes: 0 done; 1 a finding (drift, too many rejects); 2 bad input; 70 an internal error (the
+# trace goes to a log file, sysexits' EX_SOFTWARE); 130 interrupted (Ctrl-C); 143 stopped by SIGTERM.
+EXIT_FINDING = 1
+EXIT_INPUT = 2
+EXIT_INTERNAL = 70
+EXIT_INTERRUPTED = 130
+EXIT_TERMINATED = 143
+LOG_DIR_ENV = "UPGRADE_PREDICTOR_LOG_DIR"  # where internal-error traces go [default: ~/.cache/...]
+
+
+def log_dir() -> Path:
+    """Folder for internal-error traces."""
+    return Path(os.environ.get(LOG_DIR_ENV) or Path.home() / ".cache" / "upgrade-predictor")
+
+
+def check_number(
+    option: str,
+    value: float | None,
+    low: float | None = None,
+    high: float | None = None,
+    *,
+    above: bool = False,
+) -> None:
+    """Refuse a numeric option that is NaN, infinite or out of [low, high] ((low, high] with `above`)."""
+    from .errors import InputError  # errors imports nothing; kept local so config stays a leaf
+
+    if value is None:
+        return
+    if not math.isfinite(value):
+        raise InputError(f"{option} {value:g}: give a finite number")
+    if low is not None and (value <= low if above else value < low):
+        raise InputError(f"{option} {value:g}: must be {'above' if above else 'at least'} {low:g}")
+    if high is not None and value > high:
+        raise InputError(f"{option} {value:g}: must be at most {high:g}")
+
+
+# The option values that are choices, as types: the command line shows and checks them as choices.
+BudgetName = Literal["quick", "standard", "thorough"]
+ThresholdRule = Literal["f1", "profit"]
+Objective = Literal["accuracy", "balanced_accuracy", "precision", "recall", "f1", "roc_auc", "pr_auc"]
+
+# The report: steps that call the model many times run on stratified samples of the test rows, sized
+# from the model's estimated cost so the report takes seconds for any family on up to 100,000 rows
+# (every size is stated in the report). Budgets are CPU seconds of one thread, measured on the 2-core
+# machine the report's 15 s bar is set for.
+REPORT_PERMUTATION_ROWS = 5000  # permutation importance, at most (at least the MIN, whatever the cost)
+REPORT_PERMUTATION_MIN_ROWS = 100
+REPORT_PERMUTATION_SECONDS = 3.0  # for the chosen model and the one without the leaky columns together
+REPORT_PDP_ROWS = 500  # partial dependence averages
+REPORT_PDP_MIN_ROWS = 30
+REPORT_PDP_SECONDS = 1.5
+REPORT_SHAP_ROWS = 2000  # SHAP summary where exact values are cheap (LightGBM, logistic regression, trees)
+REPORT_SHAP_MIN_ROWS = 10
+REPORT_SHAP_SECONDS = 5.0  # exact TreeSHAP: bounds the sample for forests of deep trees
+REPORT_AGNOSTIC_ROWS = 200  # the model-agnostic explainer (k-nearest neighbours, SVM), at most
+REPORT_AGNOSTIC_SECONDS = 3.0
+REPORT_AGNOSTIC_BACKGROUND = 5  # rows standing in for "column unknown"
+REPORT_AGNOSTIC_COALITIONS = 32  # column subsets per row (all when fewer; at least 4 per column)
+REPORT_ROW_SECONDS = 3e-5  # scoring one row (pipeline and model), every family but KNN
+REPORT_CALL_SECONDS = 1.5e-2  # one call of the pipeline, whatever its rows
+REPORT_KNN_CELL_SECONDS = 5e-11  # KNN, per training row x encoded column: for each row scored,
+REPORT_KNN_CALL_CELL_SECONDS = 1e-9  # and for each call (one thread: the report runs on one)
+REPORT_TREESHAP_NODE_SECONDS = 5e-7  # path-dependent TreeSHAP: per tree node, for each row explained

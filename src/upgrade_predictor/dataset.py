@@ -12,8 +12,9 @@ import pandas as pd
 from . import config
 from .errors import InputError
 from .schema import MISSING_CATEGORY, Kind, Schema
-from .sources.tables import file_fingerprint, read_table
+from .sources.tables import excerpt, file_fingerprint, read_table, shown_name
 
+PLACEHOLDER_TEXTS = 3  # a numeric column whose other cells hold at most this many texts marks gaps with them
 POSITIVE_WORDS = {"1", "1.0", "yes", "y", "true", "t", "positive", "pos", "purchased", "upgraded"}
 NEGATIVE_WORDS = {"0", "0.0", "no", "n", "false", "f", "negative", "neg"}
 
@@ -43,16 +44,16 @@ def parse_target(s: pd.Series, positive: str | None = None) -> tuple[np.ndarray,
     values = sorted(text.unique().tolist())
     if len(values) < 2:
         raise InputError(
-            f"target column '{name}' has a single class ({values[0]!r}); "
+            f"target column '{name}' has a single class ({excerpt(values[0])}); "
             "a model needs examples of both outcomes"
         )
     if len(values) > 2:
-        shown = ", ".join(repr(v) for v in values[:6])
+        shown = ", ".join(excerpt(v) for v in values[:6])
         raise InputError(f"target column '{name}' is not binary: {len(values)} distinct values ({shown}...)")
     if positive is not None:
         if positive not in values:
             raise InputError(
-                f"--positive {positive!r} is not a value of '{name}' ({values[0]!r}, {values[1]!r})"
+                f"--positive {positive!r} is not a value of '{name}' ({excerpt(values[0])}, {excerpt(values[1])})"
             )
         pos = positive
     else:
@@ -66,7 +67,7 @@ def parse_target(s: pd.Series, positive: str | None = None) -> tuple[np.ndarray,
         else:
             raise InputError(
                 f"cannot tell which value of '{name}' is the positive class "
-                f"({values[0]!r} or {values[1]!r}); pass --positive VALUE"
+                f"({excerpt(values[0])} or {excerpt(values[1])}); pass --positive VALUE"
             )
     neg = next(v for v in values if v != pos)
     return (text == pos).to_numpy(dtype=np.int8), pos, neg
@@ -75,33 +76,48 @@ def parse_target(s: pd.Series, positive: str | None = None) -> tuple[np.ndarray,
 def infer_kinds(
     df: pd.DataFrame, numeric: Sequence[str] = (), categorical: Sequence[str] = ()
 ) -> dict[str, Kind]:
+    """Numeric or categorical per column: as the user says, else by the cells. A column of numbers with
+    a few text cells, or with one to three texts standing in for gaps ("NaN", "NULL", "?"), is numeric
+    with bad cells, an InputError saying so, never a category of thousands of numbers."""
     kinds: dict[str, Kind] = {}
     for name in df.columns:
         s = df[name]
+        if pd.api.types.is_bool_dtype(s) and name in numeric:
+            raise InputError(
+                f"--numeric {name}: the column holds true/false values, which are not numbers (scoring "
+                "refuses them as numbers too); leave it categorical"
+            )
         if name in numeric:
             kinds[name] = "numeric"
-        elif name in categorical:
-            kinds[name] = "categorical"
-        elif pd.api.types.is_bool_dtype(s):
+        elif name in categorical or pd.api.types.is_bool_dtype(s):
             kinds[name] = "categorical"
         elif pd.api.types.is_numeric_dtype(s):
             kinds[name] = "numeric"
         else:
-            parsed = pd.to_numeric(s.dropna(), errors="coerce")
-            # A mostly numeric column with a few bad cells is a typo, not a category.
-            if len(parsed) and parsed.notna().mean() >= 0.95:
-                bad = s.notna() & pd.to_numeric(s, errors="coerce").isna()
-                first = int(np.flatnonzero(bad.to_numpy())[0])
+            present = s.dropna()
+            ok = pd.to_numeric(present, errors="coerce").notna().to_numpy()  # "NaN" text: no number
+            share = ok.mean() if len(ok) else 0.0
+            texts = present[~ok].astype(str).unique()
+            if share >= 0.95 or (share >= 0.5 and len(texts) <= PLACEHOLDER_TEXTS):
+                if ok.all():
+                    kinds[name] = "numeric"
+                    continue
+                bad = (s.notna() & pd.to_numeric(s, errors="coerce").isna()).to_numpy()
+                first = int(np.flatnonzero(bad)[0])
+                others = [excerpt(t) for t in texts if t != str(s.iloc[first])][:2]
                 raise InputError(
-                    f"column '{name}' is numeric but row {first + 2} holds {s.iloc[first]!r} "
-                    f"({int(bad.sum())} such cell(s)); fix the file or pass --categorical {name}"
+                    f"column '{name}' is numeric but row {first + 2} holds {excerpt(s.iloc[first])} "
+                    f"({int(bad.sum())} such cell(s){''.join(', also ' + t for t in others)}); leave "
+                    f"missing cells empty, fix the file or pass --categorical {name}"
                 )
             kinds[name] = "categorical"
     return kinds
 
 
 def coerce(df: pd.DataFrame, kinds: dict[str, Kind]) -> pd.DataFrame:
-    """Numeric columns as float64, categorical ones as str with an explicit missing level."""
+    """Numeric columns as finite float64 (empty cells missing), categorical ones as str with an explicit
+    missing level. Text and infinities in a numeric column are refused here, once, by column and row, as
+    scoring rejects such rows."""
     out: dict[str, pd.Series] = {}
     for name, kind in kinds.items():
         s = df[name]
@@ -110,9 +126,18 @@ def coerce(df: pd.DataFrame, kinds: dict[str, Kind]) -> pd.DataFrame:
             bad = v.isna() & s.notna()
             if bad.any():
                 raise InputError(
-                    f"column '{name}' must be numeric; row(s) {_rows(bad)} hold {s[bad].iloc[0]!r}"
+                    f"column '{name}' must be numeric; row(s) {_rows(bad)} hold {excerpt(s[bad].iloc[0])} "
+                    f"({int(bad.sum())} such cell(s))"
                 )
-            out[name] = v.astype("float64")
+            v = v.astype("float64")
+            infinite = np.isinf(v.to_numpy())
+            if infinite.any():
+                raise InputError(
+                    f"column '{name}' holds {int(infinite.sum())} infinite value(s) (row(s) "
+                    f"{_rows(infinite)}: {excerpt(s[infinite].iloc[0])}); a model needs finite numbers: "
+                    "fix them, or leave the cells empty if they are unknown"
+                )
+            out[name] = v
         else:
             out[name] = s.astype(object).where(s.notna(), MISSING_CATEGORY).astype(str)
     return pd.DataFrame(out, index=df.index)
@@ -129,11 +154,11 @@ def load_dataset(
 ) -> Dataset:
     """Read and validate a training table; every problem is an InputError naming the column."""
     path = Path(path) if path is not None else config.default_data_path()
-    df = read_table(path)
+    # Columns left out need no usable type: an excluded column of lists does not stop training.
+    df = read_table(path, unchecked=[*exclude, *([id_column] if id_column else [])])
     if target not in df.columns:
-        raise InputError(
-            f"target column '{target}' not found; columns are: {', '.join(df.columns)}. Pass --target NAME"
-        )
+        shown = ", ".join(shown_name(c) for c in df.columns[:20]) + (", ..." if df.shape[1] > 20 else "")
+        raise InputError(f"target column '{target}' not found; columns are: {shown}. Pass --target NAME")
     for flag, names in (
         ("--id", [id_column] if id_column else []),
         ("--numeric", numeric),
@@ -160,7 +185,7 @@ def load_dataset(
     return Dataset(X=X, y=y, schema=schema, ids=ids, source=str(path), fingerprint=file_fingerprint(path))
 
 
-def _rows(mask: pd.Series, limit: int = 5) -> str:
+def _rows(mask: pd.Series | np.ndarray, limit: int = 5) -> str:
     """File row numbers (header is row 1) of the first few flagged cells."""
     idx = np.flatnonzero(np.asarray(mask))[:limit] + 2
     more = "..." if int(np.asarray(mask).sum()) > limit else ""

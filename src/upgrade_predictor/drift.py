@@ -77,6 +77,12 @@ def check_file(
         rejected += len(bad)
     if total == 0:
         raise InputError(f"{data}: the input has no data rows")
+    if rejected == total:  # nothing to compare: a report of empty bins would say "no drift"
+        top = sorted(reasons.items(), key=lambda kv: -kv[1])[:3]
+        raise InputError(
+            f"no row of {data} passed validation ({'; '.join(f'{n:,} x {text}' for text, n in top)}); "
+            "fix these cells (score the file for every row's reason) and check drift again"
+        )
     report = tally.report(psi_alert=psi_alert, new_category_share=new_category_share, range_share=range_share)
     report.update(
         source=str(data),

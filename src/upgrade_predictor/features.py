@@ -35,13 +35,17 @@ class EngagementFeatures(TransformerMixin, BaseEstimator):
 
     A never-active user's days since the last activity becomes tenure + 1 ("not since before
     registration"), which is true and keeps the column's order; median imputation would make such a
-    user look recently active."""
+    user look recently active.
+
+    Only numeric columns take part: a column the user declared categorical (--categorical) holds codes,
+    which are neither divided nor filled."""
 
     def fit(self, X: pd.DataFrame, y=None):
         cols = list(X.columns)
         self.feature_names_in_ = np.asarray(cols, dtype=object)
-        self.ratios_ = [r for r in RATIOS if r[1] in cols and r[2] in cols]
-        self.recency_ = [c for c in cols if c.endswith(RECENCY_SUFFIX)] if TENURE in cols else []
+        numbers = set(numeric_columns(X))
+        self.ratios_ = [r for r in RATIOS if r[1] in numbers and r[2] in numbers]
+        self.recency_ = [c for c in numbers if c.endswith(RECENCY_SUFFIX)] if TENURE in numbers else []
         return self
 
     def transform(self, X: pd.DataFrame) -> pd.DataFrame:
@@ -128,12 +132,21 @@ def ordinal_step() -> ColumnTransformer:
     )
 
 
+def numeric_columns(X: pd.DataFrame) -> list[str]:
+    """The columns of X that hold numbers (the ones every numeric step selects)."""
+    return [str(c) for c in X.select_dtypes(include=np.number).columns]
+
+
 def drop_reference_outliers(X: pd.DataFrame, y):
-    """The course's outlier rule, as a sampler: it removes training rows only, never scored ones."""
+    """The course's outlier rule, as a sampler: it removes training rows only, never scored ones.
+
+    It applies to numeric columns only (a column declared categorical holds codes, not amounts), and
+    a missing value is no outlier: the rule keeps its row."""
     keep = np.ones(len(X), dtype=bool)
+    numbers = set(numeric_columns(X))
     for col, limit in config.REFERENCE_OUTLIER_LIMITS.items():
-        if col in X.columns:
-            keep &= X[col].to_numpy() <= limit
+        if col in numbers:
+            keep &= ~(X[col].to_numpy(dtype="float64") > limit)
     return X[keep], np.asarray(y)[keep]
 
 

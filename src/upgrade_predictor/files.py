@@ -1,26 +1,72 @@
 """The one writer of output files and publisher of output folders: nothing is ever half-written.
 
 A file is written to a temp file in its folder and renamed into place; a folder is built as a temp
-folder and swapped in whole, the earlier one removed only once the new one is in place.
+folder and swapped in whole, the earlier one removed only once the new one is in place. A device or
+pipe given as output (/dev/null, /dev/stdout, a FIFO) is written straight through: renaming over it
+would replace the device with a regular file. An existing folder is replaced only when it is provably
+a run folder of this tool, and no output may be one of the command's inputs or another output.
 """
 
 from __future__ import annotations
 
 import contextlib
+import glob
 import json
 import os
 import shutil
+import stat
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import IO, Any
+
+from .errors import InputError
+
+# What `run.json` of every run folder this tool writes holds; a folder without it is not replaced.
+RUN_MARKER = "run.json"
+
+
+def _is_special(path: Path) -> bool:
+    """A device node, FIFO or socket: written in place, never renamed over."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return False
+    return not stat.S_ISREG(mode) and not stat.S_ISDIR(mode)
+
+
+def _cannot_write(path: Path, e: OSError) -> InputError:
+    return InputError(f"cannot write {path}: {e.strerror or e}; choose an output path in a writable folder")
+
+
+def _make_parent(path: Path) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        raise InputError(f"cannot write {path}: {path.parent} is a file, not a folder") from None
+    except NotADirectoryError:
+        raise InputError(f"cannot write {path}: a part of {path.parent} is a file, not a folder") from None
+    except OSError as e:
+        raise _cannot_write(path, e) from None
 
 
 def write_atomic(path: Path, write: Callable[[IO[bytes]], Any]) -> None:
     """Call write(file) on a temp file in the target folder, then rename: no half-written output."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    if path.is_dir():
+        raise InputError(f"cannot write {path}: it is a folder; give a file name")
+    if _is_special(path):
+        try:
+            with open(path, "wb") as f:
+                write(f)
+        except OSError as e:
+            raise _cannot_write(path, e) from None
+        return
+    _make_parent(path)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as e:
+        raise _cannot_write(path, e) from None
     try:
         with os.fdopen(fd, "wb") as f:
             write(f)
@@ -50,15 +96,19 @@ def _jsonable(x: Any) -> Any:
 
 def temp_folder(dest: Path) -> Path:
     """A new empty folder beside dest, to be filled and then published as dest."""
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    return Path(tempfile.mkdtemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent))
+    _make_parent(dest)
+    try:
+        return Path(tempfile.mkdtemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent))
+    except OSError as e:
+        raise _cannot_write(dest, e) from None
 
 
 def publish_folder(tmp: Path, dest: Path) -> Path:
     """Replace dest by the finished temp folder; an earlier dest is removed only afterwards."""
     old = None
     if dest.exists():
-        old = dest.with_name(f".{dest.name}.old-{os.getpid()}")
+        # A fresh name: a `.old` folder left by a killed run must not block this one.
+        old = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", suffix=".old", dir=dest.parent))
         os.replace(dest, old)
     try:
         os.replace(tmp, dest)
@@ -83,3 +133,76 @@ def staged_folder(dest: Path) -> Iterator[Path]:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     publish_folder(tmp, dest)
+
+
+def is_run_folder(path: Path) -> bool:
+    """True when `path` is a folder this tool wrote as a run: it holds a run.json object."""
+    marker = Path(path) / RUN_MARKER
+    try:
+        return marker.is_file() and isinstance(json.loads(marker.read_text()), dict)
+    except (OSError, ValueError):
+        return False
+
+
+def replaceable_folder(dest: Path, force: bool, what: str = "a run") -> None:
+    """Refuse a destination folder that exists, unless `force` is given and it is provably a run.
+
+    `--force` must never delete a user's folder: only an empty folder or a run folder is replaced,
+    and never the current folder or one that contains it."""
+    dest = Path(dest)
+    if not dest.exists():
+        return
+    if not dest.is_dir():
+        raise InputError(f"{dest} is a file; give a folder name for {what}")
+    if Path.cwd().resolve().is_relative_to(dest.resolve()):
+        raise InputError(f"{dest} is the current folder or holds it; choose a new folder for {what}")
+    if not any(dest.iterdir()):
+        return
+    if not is_run_folder(dest):
+        raise InputError(
+            f"{dest} exists and is not a run folder of upgrade-predictor; --force replaces only runs, "
+            "so choose a new folder"
+        )
+    if not force:
+        raise InputError(f"{dest} already holds a run; choose another --out or pass --force to replace it")
+
+
+def _paths(value: Path | str | Iterable[Path | str] | None) -> list[Path]:
+    if value is None:
+        return []
+    if isinstance(value, (str, Path)):
+        if isinstance(value, str) and any(c in value for c in "*?["):  # a glob of inputs: its files
+            return [Path(p) for p in glob.glob(value, recursive=True)]
+        return [Path(value)]
+    return [Path(v) for v in value]
+
+
+def _same(a: Path, b: Path) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except OSError:  # one of them does not exist yet: compare where they would be
+        return a.resolve() == b.resolve()
+
+
+def check_outputs(
+    outputs: Mapping[str, Path | str | None],
+    inputs: Mapping[str, Path | str | Iterable[Path | str] | None],
+) -> None:
+    """Refuse an output that is one of the inputs, or the same file as another output.
+
+    Called before any work, so a mistyped --out never overwrites the model or the data. Devices and
+    pipes (/dev/null, /dev/stdout) may be shared: they are written through, never replaced."""
+    outs = [(name, p) for name, v in outputs.items() for p in _paths(v)]
+    for name, out in outs:
+        if _is_special(out):
+            continue
+        for in_name, value in inputs.items():
+            for src in _paths(value):
+                if _same(out, src):
+                    raise InputError(f"{name} {out} is the same file as {in_name}; choose another path")
+                if src.is_dir() and out.resolve().is_relative_to(src.resolve()):
+                    raise InputError(f"{name} {out} lies inside {in_name} {src}; choose another path")
+    for i, (name, out) in enumerate(outs):
+        for other, path in outs[i + 1 :]:
+            if not _is_special(out) and _same(out, path):
+                raise InputError(f"{name} and {other} are the same file ({out}); give them different paths")

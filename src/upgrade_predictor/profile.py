@@ -2,6 +2,8 @@
 
 The population stability index is a two-line formula over binned shares; no well-kept library
 computes it over stored training bins, so it is written here (with the usual 0.1 / 0.2 rule of thumb).
+Missing cells of a numeric column are a bin of their own, so a column that goes missing is drift, and
+every index over at least one row is a finite number (a report is JSON without NaN).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import pandas as pd
 
 from . import config
 from .schema import Schema
+from .sources.tables import excerpt
 
 BINS = 10
 TOP_CATEGORIES = 30  # categories kept by name in the profile; the rest share one "other" bin
@@ -161,7 +164,7 @@ class Tally:
             entry: dict[str, Any] = {"feature": col.name, "kind": col.kind}
             if ref["kind"] == "numeric":
                 t = self.numeric[col.name]
-                entry["psi"] = psi(ref["counts"], t["counts"])
+                entry["psi"] = psi([*ref["counts"], ref.get("missing", 0)], [*t["counts"], t["missing"]])
                 lo, hi = ref.get("min"), ref.get("max")
                 entry.update(
                     below_min=t["below"],
@@ -194,11 +197,12 @@ class Tally:
                 if entry["new_category_share"] > new_category_share:
                     alerts.append(
                         f"{col.name}: {entry['new_category_share']:.1%} of rows carry codes never "
-                        f"seen in training ({', '.join(list(entry['new_categories'])[:5])})"
+                        f"seen in training ({', '.join(excerpt(c) for c in list(entry['new_categories'])[:5])})"
                     )
             entry["level"] = _level(entry["psi"])
             if np.isfinite(entry["psi"]) and entry["psi"] >= psi_alert:
                 alerts.append(f"{col.name}: PSI {entry['psi']:.3f} >= {psi_alert}")
+            entry["psi"] = _f(entry["psi"])  # None only over no rows at all: JSON has no NaN
             rows.append(entry)
         score_psi = psi(self.profile["score"]["counts"], self.score_counts)
         if np.isfinite(score_psi) and score_psi >= psi_alert:
@@ -207,7 +211,7 @@ class Tally:
             "rows": n,
             "features": rows,
             "score": {
-                "psi": score_psi,
+                "psi": _f(score_psi),
                 "level": _level(score_psi),
                 "mean": self.score_sum / n if n else None,
             },

@@ -9,7 +9,7 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
-from .sources.tables import require_columns
+from .sources.tables import check_unique_names, require_columns
 
 Kind = Literal["numeric", "categorical"]
 MISSING_CATEGORY = "(missing)"  # the level a missing categorical cell becomes
@@ -94,14 +94,17 @@ class Schema:
 
     # Row-level validation, shared by batch scoring, the service and drift checks.
     def check_columns(self, df: pd.DataFrame, where: str = "the input") -> None:
-        """Raise if a required column is absent: no row could be scored."""
-        require_columns(where, [str(c) for c in df.columns], self.names)
+        """Raise if a required column is absent or named twice: no row could be scored."""
+        names = [str(c) for c in df.columns]
+        check_unique_names(where, names)
+        require_columns(where, names, self.names)
 
     def validate_rows(self, df: pd.DataFrame) -> ValidatedRows:
         """Coerce the feature columns to training types and name the first problem of every row.
 
-        Unknown categories are valid (the encoder groups them), but non-numbers, missing cells where
-        training had none, infinities and negative values in never-negative columns are not. Missing
+        Unknown categories are valid (the encoder groups them), but non-numbers (text, true/false, dates),
+        missing cells where training had none, infinities and negative values in never-negative columns
+        are not. Missing
         cells of a categorical column that had them in training become the training's missing level.
         """
         self.check_columns(df)
@@ -184,6 +187,11 @@ def _numeric(raw: pd.Series, col: Column, flag: Flag) -> np.ndarray:
     if pd.api.types.is_numeric_dtype(raw) and not pd.api.types.is_bool_dtype(raw):
         v = raw.to_numpy(dtype="float64", na_value=np.nan)
         bad_type = None
+    elif _not_numbers(raw):
+        # True/false and dates are not numbers (the service refuses them too), whatever they convert to.
+        bad_type = np.array(raw.notna(), dtype=bool)
+        v = np.full(len(raw), np.nan)
+        flag(bad_type, col.name, "is not a number")
     else:
         v = pd.to_numeric(raw, errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
         present = np.array(raw.notna(), dtype=bool)
@@ -199,6 +207,16 @@ def _numeric(raw: pd.Series, col: Column, flag: Flag) -> np.ndarray:
         with np.errstate(invalid="ignore"):
             flag(v < 0, col.name, "is negative")
     return v
+
+
+def _not_numbers(raw: pd.Series) -> bool:
+    """A column of true/false flags or of dates and times."""
+    return bool(
+        pd.api.types.is_bool_dtype(raw)
+        or pd.api.types.is_datetime64_any_dtype(raw)
+        or pd.api.types.is_timedelta64_dtype(raw)
+        or isinstance(raw.dtype, pd.PeriodDtype)
+    )
 
 
 def _categorical(raw: pd.Series, col: Column, flag: Flag) -> pd.Series:

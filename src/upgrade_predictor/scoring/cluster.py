@@ -103,6 +103,7 @@ def score_dataset(
     id_column: str | None = None,
     carry: Sequence[str] = (),
     progress: Callable[[int, int], None] | None = None,
+    verify_key: Path | None = None,
 ) -> DaskScoreResult:
     """Score a CSV/Parquet file, folder or glob on a Dask cluster into out_dir (partitioned Parquet).
 
@@ -114,7 +115,7 @@ def score_dataset(
     """
     t0 = time.perf_counter()
     model, out_dir = Path(model), Path(out_dir)
-    scorer = Scorer.load(model)  # a bad bundle fails here, before any cluster work
+    scorer = Scorer.load(model, verify_key=verify_key)  # a bad bundle fails here, before any cluster work
     offer_cost = scorer.offer_cost if offer_cost is None else offer_cost
     keep = None
     if top is not None or budget is not None:
@@ -125,6 +126,8 @@ def score_dataset(
     inputs.require(cols.read)
     blob = model.read_bytes()
     digest = hashlib.sha256(blob).hexdigest()
+    if scorer.bundle.file_sha256 not in (None, digest):  # the workers must get the bytes checked above
+        raise InputError(f"{model}: the file changed while it was being loaded; score again")
 
     tmp = temp_folder(out_dir)
     try:

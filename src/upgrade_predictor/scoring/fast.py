@@ -181,15 +181,19 @@ class _ColumnPlan:
         values = _column(Z, cols[0])
         codes, levels = pd.factorize(values, use_na_sentinel=False)
         uniq = list(levels)
-        todo = [u for u in uniq if u not in cache]
+        # Read the shared cache once into a local dict: another scoring thread may clear it meanwhile.
+        known = {u: cache[u] for u in uniq if u in cache}
+        todo = [u for u in uniq if u not in known]
         if todo:
             enc = np.asarray(
                 trans.transform(pd.DataFrame({cols[0]: pd.Series(todo, dtype=object)})), dtype="float64"
             )
+            fresh = dict(zip(todo, enc))
+            known.update(fresh)
             if len(cache) + len(todo) > self.ENCODED_CACHE:
                 cache.clear()
-            cache.update(zip(todo, enc))
-        table = np.stack([cache[u] for u in uniq]) if uniq else np.empty((0, width))
+            cache.update(fresh)
+        table = np.stack([known[u] for u in uniq]) if uniq else np.empty((0, width))
         return table[codes]
 
 

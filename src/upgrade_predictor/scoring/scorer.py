@@ -120,8 +120,10 @@ class Scorer:
             self._check_fast(probe_rows(self.schema), final=False)
 
     @classmethod
-    def load(cls, path: str | Path) -> Scorer:
-        return cls(load_bundle(path))
+    def load(cls, path: str | Path, verify_key: Path | None = None) -> Scorer:
+        """The scorer of a bundle file; with verify_key (a PEM public key) the bundle must carry a valid
+        signature by its private key (`<bundle>.sig` beside it)."""
+        return cls(load_bundle(path, verify_key=verify_key))
 
     @property
     def family(self) -> str | None:
@@ -208,7 +210,7 @@ class Scorer:
         # The same matrix the model scored: the checked fast steps, else the pipeline's own.
         transform = FastPipeline(inner).transform if self._fast is not None else inner[:-1].transform
         names = list(self.schema.names)
-        weights = source_weights(self._encoded_names(inner), names, self.schema.categorical)
+        weights = source_weights(self.encoded_names(inner), names, self.schema.categorical)
         out = np.empty((len(X), len(names)))
         for i in range(0, len(X), SUB_ROWS):
             Z = np.asarray(transform(X.iloc[i : i + SUB_ROWS]), dtype="float64")
@@ -217,7 +219,8 @@ class Scorer:
         return out, names
 
     @staticmethod
-    def _encoded_names(inner: Any) -> list[str]:
+    def encoded_names(inner: Any) -> list[str]:
+        """Names of the columns the model sees, after every encoding step of the pipeline."""
         Z_names: Any = None
         for _, step in inner.steps[:-1]:
             if step is None or step == "passthrough" or hasattr(step, "fit_resample"):

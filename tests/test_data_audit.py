@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 
 from conftest import synthetic_frame
-from upgrade_predictor.audit import AuditReport, audit, univariate_auc
+from upgrade_predictor.data_audit import AuditReport, audit, univariate_auc
 from upgrade_predictor.dataset import load_dataset
 from upgrade_predictor.errors import InputError
 
