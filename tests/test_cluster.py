@@ -24,7 +24,7 @@ def test_training_on_a_local_cluster_repeats_the_local_run(tmp_path):
             strategies=["none", "oversample"],
             dask=dask,
         )
-        runs[name] = train(cfg)
+        runs[name] = train(cfg).dir
     a, b = (pd.read_csv(runs[n] / "leaderboard.csv") for n in ("local", "dask"))
     assert a["key"].tolist() == b["key"].tolist()
     pd.testing.assert_series_equal(a["pr_auc_mean"], b["pr_auc_mean"])

@@ -29,7 +29,7 @@ def events_run(tmp_path_factory) -> tuple:
         horizon=14,
         jobs=1,
     )
-    return folder, train(cfg)
+    return folder, train(cfg).dir
 
 
 def test_events_run_writes_a_complete_typed_folder(events_run):
@@ -81,7 +81,7 @@ def test_the_policy_never_offers_at_a_loss(tmp_path, events_run):
         upgrade_value=100.0,
         jobs=1,
     )
-    m = load_forecast_run(train(cfg)).metrics
+    m = load_forecast_run(train(cfg).dir).metrics
     assert not m.policy.pays and m.forecast.offers == 0
     assert m.policy.test["offers"]["value"] == 0
     assert 0 < m.policy.break_even_cost <= 100.0
@@ -172,9 +172,7 @@ def test_a_table_bundle_cannot_score_events(tmp_path, events_run, synthetic_csv)
             jobs=1,
         )
     )
-    r = run_cli(
-        "score", str(table_run / "model.zip"), "--events", str(folder), "--out", str(tmp_path / "o.csv")
-    )
+    r = run_cli("score", str(table_run.model_path), "--events", str(folder), "--out", str(tmp_path / "o.csv"))
     assert r.returncode == 2 and "trained on one table" in r.stderr and "Traceback" not in r.stderr
     assert not (tmp_path / "o.csv").exists()
 

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 from sklearn.model_selection import StratifiedKFold, cross_val_predict, train_test_split
 
-from upgrade_predictor import audit, bundle, config, dataset, evaluation, features, models
+from upgrade_predictor import bundle, config, data_audit, dataset, evaluation, features, models
 from upgrade_predictor.errors import InputError
 from upgrade_predictor.files import write_json_atomic
 from upgrade_predictor.reporting import drivers, insights, segments
@@ -22,9 +22,13 @@ LEAKY = "days_on_platform"
 
 
 def fabricate_run(
-    out: Path, path: Path | None = None, families=(("gbm", "none"), ("gbm", "class_weight"))
+    out: Path,
+    path: Path | None = None,
+    families=(("gbm", "none"), ("gbm", "class_weight")),
+    chosen_family: str = "gbm",
 ) -> Path:
-    """A small run folder following the training contract (only what the report reads)."""
+    """A small run folder following the training contract (only what the report reads); the chosen
+    model and the one without the flagged columns are `chosen_family` without resampling."""
     out.mkdir(parents=True, exist_ok=True)
     path = Path(path or config.default_data_path())
     ds = dataset.load_dataset(path)
@@ -32,7 +36,7 @@ def fabricate_run(
     tr, te = train_test_split(idx, test_size=0.2, random_state=config.SEED, stratify=ds.y)
     Xtr, ytr, Xte, yte = ds.X.iloc[tr], ds.y[tr], ds.X.iloc[te], ds.y[te]
     cv = StratifiedKFold(3, shuffle=True, random_state=config.SEED)
-    rep = audit.audit(ds)
+    rep = data_audit.audit(ds)
     flagged = [c for c in rep.leakage_flags if c in ds.X.columns]
 
     oof, rows = {}, []
@@ -64,14 +68,14 @@ def fabricate_run(
     board["rank"] = np.arange(1, len(board) + 1)
     board.to_csv(out / "leaderboard.csv", index=False)
 
-    chosen = "gbm/none"
-    pipe = models.build_pipeline(ds.schema, "gbm", "none").fit(Xtr, ytr)
+    chosen = f"{chosen_family}/none"
+    pipe = models.build_pipeline(ds.schema, chosen_family, "none").fit(Xtr, ytr)
     thr = evaluation.choose_threshold(ytr, oof[chosen])
     p_all = pipe.predict_proba(ds.X)[:, 1]
     ref = models.build_reference().fit(Xtr, ytr)
     schema_nl = ds.schema.without(flagged)
     keep = schema_nl.names
-    nl = models.build_pipeline(schema_nl, "gbm", "none")
+    nl = models.build_pipeline(schema_nl, chosen_family, "none")
     oof_nl = cross_val_predict(nl, Xtr[keep], ytr, cv=cv, method="predict_proba")[:, 1]
     nl.fit(Xtr[keep], ytr)
     thr_nl = evaluation.choose_threshold(ytr, oof_nl)
@@ -98,9 +102,9 @@ def fabricate_run(
     cvp.to_parquet(out / "cv_predictions.parquet")
 
     cv_of = board.set_index("key").filter(regex="_(mean|sd)$")
-    gbm = models.FAMILIES["gbm"]
+    fam = models.FAMILIES[chosen_family]
     metrics = RunMetrics(
-        chosen=Chosen(chosen, "gbm", "none", gbm.defaults, gbm.label, False),
+        chosen=Chosen(chosen, chosen_family, "none", fam.defaults, fam.label, False),
         objective="pr_auc",
         threshold=Threshold(thr, "f1"),
         train=evaluation.scores(ytr, p_all[tr], thr),
@@ -145,10 +149,10 @@ def fabricate_run(
         "schema": ds.schema.to_dict(),
         "threshold": thr,
         "key": chosen,
-        "family": "gbm",
+        "family": chosen_family,
         "strategy": "none",
         "params": {},
-        "label": "gbm",
+        "label": chosen_family,
         "excluded": [],
     }
     bundle.save_bundle(out / "model.zip", pipe, meta, "card")
@@ -258,16 +262,151 @@ def test_tree_rules_find_the_planted_threshold():
     assert out.test_roc_auc > 0.85
 
 
-def test_auc_interval_matches_sklearn_and_refuses_tiny_groups():
+def test_auc_interval_matches_sklearn_and_a_bootstrap_and_refuses_tiny_groups():
+    from scipy.stats import bootstrap
     from sklearn.metrics import roc_auc_score
 
     rng = np.random.default_rng(5)
     y = rng.integers(0, 2, 400)
-    p = np.clip(y * 0.3 + rng.random(400), 0, None)
-    auc, lo, hi = segments.auc_interval(y, p, seed=0)
+    p = np.round(np.clip(y * 0.3 + rng.random(400), 0, None), 2)  # rounded: ties count one half
+    auc, lo, hi = segments.auc_interval(y, p)
     assert auc == pytest.approx(roc_auc_score(y, p))
     assert lo < auc < hi and hi - lo < 0.2
-    assert np.isnan(segments.auc_interval(np.r_[1, 1, np.zeros(50)], rng.random(52), seed=0)[0])
+    boot = bootstrap(
+        (y, p), roc_auc_score, paired=True, vectorized=False, n_resamples=500, method="percentile", rng=0
+    ).confidence_interval
+    assert abs(lo - boot.low) < 0.01 and abs(hi - boot.high) < 0.01
+    assert np.isnan(segments.auc_interval(np.r_[1, 1, np.zeros(50)], rng.random(52))[0])
+
+
+# ---------------------------------------------------------------- explanations: fast paths, stated samples
+
+
+def _schema(X):
+    from upgrade_predictor.schema import Schema
+
+    kinds = {c: ("categorical" if c == "country" else "numeric") for c in X.columns}
+    return Schema.infer(X, kinds, "y", "1", "0", None)
+
+
+def _bundle(pipe, schema, family):
+    return bundle.Bundle(pipe, {"family": family, "schema": schema.to_dict(), "threshold": 0.5}, "")
+
+
+def test_lightgbm_pred_contrib_equals_shaps_tree_explainer():
+    import shap
+
+    from upgrade_predictor.scoring.scorer import Scorer
+
+    X, y = synthetic(2000, seed=2)
+    schema = _schema(X)
+    pipe = models.build_pipeline(schema, "gbm", "none", {"n_estimators": 40}).fit(X, y)
+    out = drivers.shap_by_column(_bundle(pipe, schema, "gbm"), X, seed=3, rows=400, y=y)
+    assert out.method.startswith("LightGBM's own TreeSHAP (pred_contrib")
+    model = pipe.steps[-1][1]
+    Z = pipe[:-1].transform(out.X)
+    exact = np.asarray(shap.TreeExplainer(model, feature_perturbation="tree_path_dependent").shap_values(Z))
+    exact = exact[..., 1] if exact.ndim == 3 else exact
+    weights = features.source_weights(Scorer.encoded_names(pipe), list(X.columns), ["country"])
+    # The fast path is exact: the same values as shap's own TreeSHAP, summed back to the same columns.
+    np.testing.assert_allclose(out.values, exact @ weights, atol=1e-6)
+
+
+def test_linear_shap_of_logistic_regression_adds_up_to_its_log_odds():
+    X, y = synthetic(1500, seed=4)
+    schema = _schema(X)
+    pipe = models.build_pipeline(schema, "logreg", "none").fit(X, y)
+    out = drivers.shap_by_column(_bundle(pipe, schema, "logreg"), X, seed=0, rows=200, y=y)
+    assert out.units == "log-odds" and out.rows == 200 and "200 of 1,500" in out.method
+    margin = pipe.decision_function(out.X)
+    average = pipe.decision_function(X).mean()  # linear: the margin of the average row is the average margin
+    np.testing.assert_allclose(out.values.sum(axis=1) + average, margin, atol=1e-8)
+    assert out.importance["name"].iloc[0] == "minutes_watched"
+
+
+def test_stratified_rows_keep_the_label_share():
+    y = np.r_[np.ones(200), np.zeros(1800)].astype(int)
+    keep = drivers.stratified_rows(y, 500, seed=1)
+    assert len(keep) == len(np.unique(keep)) == 500 and y[keep].sum() == 50
+    assert list(drivers.stratified_rows(y, 5000, seed=1)) == list(range(2000))
+
+
+def test_permutation_importance_and_partial_dependence_equal_sklearns():
+    from sklearn.inspection import partial_dependence, permutation_importance
+
+    X, y = synthetic(1200, seed=6)
+    pipe = models.build_pipeline(_schema(X), "gbm", "none", {"n_estimators": 30}).fit(X, y)
+    ours = drivers.permutation_table(pipe, X, y, seed=3).set_index("name").loc[X.columns]
+    theirs = permutation_importance(pipe, X, y, scoring="average_precision", n_repeats=3, random_state=3)
+    np.testing.assert_allclose(ours["importance"], theirs.importances_mean, atol=1e-12)
+    np.testing.assert_allclose(ours["sd"], theirs.importances_std, atol=1e-12)
+    for curve in drivers.pdp_curves(pipe, X, ["minutes_watched", "courses_started"], seed=0, rows=len(X)):
+        r = partial_dependence(
+            pipe,
+            X,
+            [curve.feature],
+            grid_resolution=20,
+            percentiles=(0.01, 0.99),
+            response_method="predict_proba",
+        )
+        np.testing.assert_allclose(curve.grid, r["grid_values"][0], atol=1e-12)
+        np.testing.assert_allclose(curve.average, r["average"][0], atol=1e-12)
+
+
+def test_a_forest_of_deep_trees_is_explained_on_a_sample_its_size_buys(monkeypatch):
+    from sklearn.ensemble import RandomForestClassifier
+
+    X, y = synthetic(12000, seed=7)
+    schema = _schema(X)
+    pipe = models.build_pipeline(schema, "forest", "none", {"n_estimators": 20, "min_samples_leaf": 1}).fit(
+        X, y
+    )
+    forest = pipe.steps[-1][1]
+    assert isinstance(forest, RandomForestClassifier)
+    nodes = sum(t.tree_.node_count for t in forest.estimators_)
+    monkeypatch.setattr(config, "REPORT_SHAP_SECONDS", 40 * nodes * config.REPORT_TREESHAP_NODE_SECONDS)
+    out = drivers.shap_by_column(_bundle(pipe, schema, "forest"), X, seed=0, y=y)
+    # The budget buys 40 rows of exact TreeSHAP on these trees: far fewer than the configured most.
+    assert out.rows == 40 < config.REPORT_SHAP_ROWS and out.test_rows == len(X)
+    assert abs(y[out.X.index].sum() - 40 * y.mean()) <= 1  # stratified by the label
+    assert "a stratified sample of 40 of 12,000 test rows" in out.method and f"{nodes:,} nodes" in out.method
+    # Exact on that sample: each row's values add up to the forest's probability.
+    import shap
+
+    expected = shap.TreeExplainer(forest, feature_perturbation="tree_path_dependent").expected_value
+    base = np.atleast_1d(expected)[-1]
+    np.testing.assert_allclose(out.values.sum(axis=1) + base, pipe.predict_proba(out.X)[:, 1], atol=1e-6)
+
+
+def test_models_without_a_fast_path_use_kernel_shap_on_a_small_stated_sample(monkeypatch):
+    X, y = synthetic(800, seed=8)
+    schema = _schema(X)
+    pipe = models.build_pipeline(schema, "knn", "none").fit(X, y)
+    monkeypatch.setattr(config, "REPORT_AGNOSTIC_SECONDS", 0.2)
+    out = drivers.shap_by_column(_bundle(pipe, schema, "knn"), X, seed=0, y=y)
+    cost = drivers.scoring_cost(pipe)
+    per_row = 2 * cost.call + 14 * config.REPORT_AGNOSTIC_BACKGROUND * cost.row  # 4 columns: 14 coalitions
+    assert out.rows == max(config.REPORT_SHAP_MIN_ROWS, int(0.2 / per_row)) < config.REPORT_AGNOSTIC_ROWS
+    assert out.method.startswith("Kernel SHAP (shap's KernelExplainer, every coalition of the 4 columns")
+    assert f"a stratified sample of {out.rows:,} of 800 test rows" in out.method
+    assert out.units == "probability" and np.isfinite(out.values).all() and out.values.shape == (out.rows, 4)
+
+
+def test_sample_sizes_shrink_with_the_cost_of_scoring():
+    X, y = synthetic(3000, seed=9)
+    schema = _schema(X)
+    cheap = models.build_pipeline(schema, "logreg", "none").fit(X, y)
+    knn = models.build_pipeline(schema, "knn", "none").fit(X, y)
+    one = drivers.plan_samples([cheap], 100_000, 4)
+    assert one.permutation == config.REPORT_PERMUTATION_ROWS and one.pdp == config.REPORT_PDP_ROWS
+    # A second model shares the sample and the budget; k-nearest neighbours, which scores each row
+    # against every training row, gets smaller samples still (the table's rows do not matter).
+    two = drivers.plan_samples([cheap, cheap], 100_000, 4)
+    knn_plan = drivers.plan_samples([cheap, knn], 100_000, 4)
+    assert drivers.scoring_cost(knn).row > drivers.scoring_cost(cheap).row
+    assert knn_plan.permutation < two.permutation <= one.permutation and knn_plan.pdp <= two.pdp
+    assert knn_plan.permutation >= config.REPORT_PERMUTATION_MIN_ROWS and knn_plan.test_rows == 100_000
+    assert drivers.plan_samples([knn], 50, 4).permutation == 50  # never more rows than the test set has
 
 
 def test_load_run_rejects_missing_and_incomplete_folders(tmp_path):
@@ -370,12 +509,12 @@ def test_a_run_folder_written_before_typed_results_still_loads(tmp_path, synthet
 @pytest.mark.parametrize(
     "name, content, message",
     [
-        ("run.json", "[1, 2]", r"run\.json: holds a JSON list, not the object"),
+        ("run.json", "[1, 2]", r"run\.json: holds a JSON array, not the object"),
         ("run.json", '{"seed": "seven"}', r"run\.json: not the settings of a run.*'seed' is 'seven'"),
         ("run.json", '{"offer_cost": null}', r"run\.json: .*'offer_cost' is None, not a number"),
         ("run.json", '{"numeric": "minutes"}', r"run\.json: not the settings of a run.*'numeric'"),
         ("run.json", '{"group_duplicates": "no"}', r"run\.json: .*'group_duplicates'"),
-        ("audit.json", '"audit"', r"audit\.json: holds a JSON str"),
+        ("audit.json", '"audit"', r"audit\.json: holds a JSON string"),
         ("metrics.json", '{"chosen": {}}', r"metrics\.json: not the metrics of a run"),
         ("metrics.json", "{", r"metrics\.json: damaged JSON"),
     ],

@@ -2,20 +2,25 @@
 
 from __future__ import annotations
 
+import io
 import os
 import re
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
+from rich.console import Console
 
+from upgrade_predictor import config
 from upgrade_predictor.errors import InputError
 from upgrade_predictor.reporting import report
+from upgrade_predictor.training.runs import load_run
 
 sys.path.insert(0, str(Path(__file__).parent))
-from test_insights import shared_run  # noqa: E402
+from test_insights import fabricate_run, shared_run  # noqa: E402
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -53,7 +58,8 @@ def test_report_is_self_contained_and_has_every_section(built):
     assert path.name == "report.html" and path.stat().st_size < 5_000_000
     # Nothing is fetched from the network: every image is embedded, no script or stylesheet link.
     assert not re.search(r'(src|href)="(https?:)?//', html)
-    assert "<script" not in html and "<link" not in html
+    # Scripts are inline (the economics panel's), never loaded from anywhere; no stylesheet link.
+    assert not re.search(r"<script[^>]*\bsrc=", html) and "<link" not in html
     imgs = re.findall(r'<img src="([^"]+)"', html)
     assert len(imgs) >= 12 and all(s.startswith("data:image/") for s in imgs)
     for s in SECTIONS:
@@ -97,6 +103,47 @@ def test_report_command_rebuilds_and_bad_folder_exits_2(tmp_path, tmp_path_facto
     assert bad.returncode == 2
     assert "predictions.parquet" in bad.stderr and "Traceback" not in bad.stderr
     assert not (run_dir / "report.html").exists()
+
+
+@pytest.fixture(scope="module")
+def forest_run(tmp_path_factory) -> Path:
+    """A run whose chosen model is a random forest of fully grown trees, on a synthetic table of 6,000 rows."""
+    from conftest import synthetic_frame
+
+    folder = tmp_path_factory.mktemp("forest_run")
+    synthetic_frame(6000, seed=3).to_csv(folder / "table.csv", index=False)
+    return fabricate_run(folder / "run", folder / "table.csv", (("forest", "none"),), chosen_family="forest")
+
+
+def test_the_report_states_its_samples_and_its_time(forest_run, monkeypatch):
+    monkeypatch.setattr(config, "REPORT_PERMUTATION_ROWS", 300)
+    monkeypatch.setattr(config, "REPORT_PDP_ROWS", 120)
+    out = io.StringIO()
+    started = time.perf_counter()
+    path = report.build_report(forest_run, Console(file=out, width=200))
+    took = time.perf_counter() - started
+    html = path.read_text().replace("&#39;", "'")
+    run = load_run(forest_run)
+    n_test = len(run.rows("test"))
+    assert n_test == 1200
+    # Permutation importance and partial dependence: the configured sizes, stated beside the results.
+    assert f"a stratified sample of 300 of the {n_test:,} test rows" in html
+    assert f"over a stratified sample of 120 of the {n_test:,} test rows" in html
+    # SHAP of the deep forest: exact TreeSHAP on the sample its nodes allow, never above the configured size.
+    shap_rows = int(
+        re.search(
+            r"Path-dependent TreeSHAP \(shap's TreeExplainer, exact\) on a stratified sample of ([\d,]+) of",
+            html,
+        )[1]
+    )
+    assert config.REPORT_SHAP_MIN_ROWS <= shap_rows <= config.REPORT_SHAP_ROWS and shap_rows < n_test
+    assert f"Each dot is one of these {shap_rows:,} test users" in html
+    assert "DeLong 95% intervals" in html
+    # The step prints its progress and its own elapsed time.
+    said = out.getvalue()
+    assert "report: done" in said
+    seconds = float(re.search(r"report written in (\d+\.\d) s: ", said)[1])
+    assert 0 < seconds <= took + 0.1
 
 
 def test_build_report_refuses_a_folder_that_is_not_a_run(tmp_path):

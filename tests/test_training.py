@@ -1,17 +1,29 @@
 import json
+import math
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
 import pytest
+from rich.console import Console
 from sklearn.model_selection import train_test_split
 
 from conftest import run_cli, synthetic_frame
 from test_features import _xy
 from upgrade_predictor import config, evaluation
-from upgrade_predictor.api import TrainConfig, train
-from upgrade_predictor.audit import feature_keys
-from upgrade_predictor.models import build_pipeline
-from upgrade_predictor.training.protocol import cv_folds, holdout_split
+from upgrade_predictor.bundle import load_bundle
+from upgrade_predictor.data_audit import feature_keys
+from upgrade_predictor.errors import InputError
+from upgrade_predictor.models import SMOTE_K, build_pipeline, inner_pipeline, stratified_sample
+from upgrade_predictor.training.protocol import (
+    RunClock,
+    TrainConfig,
+    cv_folds,
+    holdout_split,
+    platt_oof,
+    trial_count,
+)
+from upgrade_predictor.training.train import run_training
 
 
 def test_holdout_is_the_course_split():
@@ -61,17 +73,11 @@ def test_f1_threshold_matches_a_hand_computed_example():
 
 
 def _quick(tmp_path, name, **kw):
+    settings = {"families": ["logreg", "tree", "gbm"], "strategies": ["none", "smote"], **kw}
     cfg = TrainConfig(
-        data=tmp_path / "d.csv",
-        out=tmp_path / name,
-        budget="quick",
-        report=False,
-        families=["logreg", "tree", "gbm"],
-        strategies=["none", "smote"],
-        jobs=1,
-        **kw,
+        data=tmp_path / "d.csv", out=tmp_path / name, budget="quick", report=False, jobs=1, **settings
     )
-    return train(cfg)
+    return run_training(cfg, Console(quiet=True))
 
 
 def test_same_seed_same_leaderboard_and_model(tmp_path):
@@ -94,7 +100,7 @@ def test_an_existing_run_is_never_overwritten_silently(tmp_path):
     (tmp_path / "taken" / "keep.txt").write_text("mine")
     from upgrade_predictor.errors import InputError
 
-    with pytest.raises(InputError, match="already holds a run"):
+    with pytest.raises(InputError, match="not a run folder"):
         _quick(tmp_path, "taken")
     assert (tmp_path / "taken" / "keep.txt").read_text() == "mine"
 
@@ -104,7 +110,7 @@ def test_an_existing_run_is_never_overwritten_silently(tmp_path):
     [
         (lambda df: df.assign(purchased=0), [], "single class"),
         (lambda df: df, ["--target", "bought"], "target column 'bought' not found"),
-        (lambda df: df, ["--budget", "huge"], "--budget 'huge'"),
+        (lambda df: df, ["--budget", "huge"], "'huge' is not one of 'quick', 'standard', 'thorough'"),
     ],
 )
 def test_cli_input_errors_exit_2_without_traceback_or_output(tmp_path, frame, args, message):
@@ -145,9 +151,139 @@ def test_any_binary_table_trains(tmp_path, keep):
         families=["logreg", "gbm"],
         strategies=["none", "smote"],
     )
-    out = train(cfg)
+    out = run_training(cfg, Console(quiet=True))
     m = json.loads((out / "metrics.json").read_text())
     assert m["test"]["roc_auc"] > 0.6
     preds = pd.read_parquet(out / "predictions.parquet")
     assert preds["id"].notna().all() and len(preds) == n
     assert json.loads((out / "audit.json").read_text())["positive_label"] == "yes"
+
+
+def test_stratified_sample_keeps_the_class_shares_and_acts_in_fit_only():
+    X, y, schema = _xy(2000)
+    Xs, ys = stratified_sample(X, y, 500, seed=1)
+    assert len(Xs) == len(ys) == 500
+    assert abs(ys.mean() - y.mean()) < 0.01  # stratified: the positive share survives
+    assert set(Xs.index) <= set(X.index) and Xs.index.is_unique
+    pipe = build_pipeline(schema, "tree", "none", fit_rows=500).fit(X, y)
+    assert pipe.named_steps["model"].tree_.n_node_samples[0] == 500
+    assert pipe.predict_proba(X).shape == (2000, 2)  # every scored row, none thinned
+    Xa, ya = stratified_sample(X, y, 5000, seed=1)  # fewer rows than the cap: untouched
+    assert Xa is X and len(ya) == 2000
+
+
+def _budget(monkeypatch, **changes):
+    """The quick budget with some fields changed, for runs in this process."""
+    monkeypatch.setitem(config.BUDGETS, "quick", replace(config.BUDGETS["quick"], **changes))
+
+
+def test_capped_families_fit_on_a_stated_sample_in_cv_and_the_final_model(tmp_path, monkeypatch):
+    synthetic_frame(600).to_csv(tmp_path / "d.csv", index=False)
+    _budget(monkeypatch, fit_rows={"tree": 150}, max_rows={"logreg": 100})
+    a = _quick(tmp_path, "a", families=["logreg", "tree"], strategies=["none", "undersample"])
+    board = pd.read_csv(a / "leaderboard.csv")
+    tree = board[board["family"] == "tree"]
+    assert len(tree) and (tree["fit_rows"] == 150).all()
+    assert tree["note"].str.contains("stratified sample of 150 of the 240 rows").all()
+    ref = board[board["family"] == "reference"]
+    assert (ref["fit_rows"] == 240).all()  # no forest cap in this budget: the reference fits every row
+    assert "logreg" not in set(board["family"])  # left out above its max_rows, with the reason stated
+    limits = json.loads((a / "metrics.json").read_text())["limits"]
+    assert limits["fit_rows"] == {"tree": 150} and "logreg" in limits["left_out"]
+    assert limits["time_limit"] is None
+    model = inner_pipeline(load_bundle(a / "model.zip").pipeline)  # the sampler step serialises
+    assert model.named_steps["subsample"].kw_args["max_rows"] == 150
+    b = _quick(tmp_path, "b", families=["logreg", "tree"], strategies=["none", "undersample"])
+    pd.testing.assert_frame_equal(
+        board.drop(columns="fit_seconds"), pd.read_csv(b / "leaderboard.csv").drop(columns="fit_seconds")
+    )
+
+
+def test_tuning_runs_fewer_trials_on_larger_folds_but_as_many_for_any_seed():
+    budget = replace(config.BUDGETS["standard"], tune_rows=10_000)
+    full = trial_count("gbm", budget, 10_000)
+    assert full == budget.trials
+    assert trial_count("gbm", budget, 20_000) == round(budget.trials / 2)
+    assert trial_count("gbm", budget, 10_000_000) == 3  # never below three
+    assert trial_count("svm", budget, 5_000) < full  # a costly family gets fewer
+
+
+@pytest.mark.parametrize("limit", [0, -5, math.nan, math.inf])
+def test_time_limit_must_be_a_positive_finite_number(limit):
+    with pytest.raises(InputError, match="--time-limit"):
+        TrainConfig(time_limit=limit).check()
+
+
+def test_a_time_limited_run_still_fits_and_says_results_may_vary(tmp_path):
+    synthetic_frame(500).to_csv(tmp_path / "d.csv", index=False)
+    clock = RunClock()
+    cfg = TrainConfig(
+        data=tmp_path / "d.csv",
+        out=tmp_path / "r",
+        budget="quick",
+        report=False,
+        families=["logreg", "tree", "gbm", "forest"],
+        strategies=["none", "oversample", "smote"],
+        jobs=1,
+        time_limit=0.01,  # used up by loading and the audit: the cheapest candidate alone is compared
+    )
+    out = run_training(cfg, Console(quiet=True), None, clock)
+    board = pd.read_csv(out / "leaderboard.csv")
+    assert 1 <= len(board) < 4 * 3 + 1 and not board["tuned"].any()
+    limits = json.loads((out / "metrics.json").read_text())["limits"]
+    assert limits["time_limit"] == 0.01
+    assert any("may vary between machines" in n for n in limits["notes"])
+    assert any("no time was left to tune" in n for n in limits["notes"])
+    assert (out / "model.zip").exists()
+    assert list(clock.stages) == ["audit", "comparison", "tuning", "final fit", "write"]
+
+
+@pytest.mark.parametrize("positives", [4, 6, 12])
+def test_few_rows_of_one_class_exit_2_or_train_with_fewer_smote_neighbours(tmp_path, positives):
+    df = synthetic_frame(300)
+    df["purchased"] = 0
+    df.loc[df.sample(positives, random_state=0).index, "purchased"] = 1
+    df.to_csv(tmp_path / "d.csv", index=False)
+    r = run_cli(
+        "train",
+        "--data",
+        str(tmp_path / "d.csv"),
+        "--out",
+        str(tmp_path / "run"),
+        "--budget",
+        "quick",
+        "--families",
+        "logreg,knn,gbm",
+        "--strategies",
+        "none,undersample,smote",
+        "--no-report",
+        cwd=tmp_path,
+    )
+    assert "Traceback" not in r.stderr and "internal error" not in r.stderr
+    need = 12  # quick: 2 folds, each training fold split 5 ways by calibration
+    if positives < need:
+        assert r.returncode == 2, r.stderr
+        assert f"{positives} of 300 rows have purchased = '1'" in r.stderr
+        assert f"needs at least {need} of them" in r.stderr
+        assert not (tmp_path / "run").exists()
+    else:
+        assert r.returncode == 0, r.stderr
+        limits = json.loads((tmp_path / "run" / "metrics.json").read_text())["limits"]
+        assert 1 <= limits["smote_k"] < SMOTE_K
+        assert f"SMOTE interpolates between {limits['smote_k']} nearest neighbour(s)" in r.stderr
+        # Undersampled to twice its 12-odd positives, a KNN fit would hold fewer rows than its neighbours.
+        assert "k-nearest neighbours with random undersampling left out" in r.stderr
+        board = pd.read_csv(tmp_path / "run" / "leaderboard.csv")
+        assert {"knn/none", "knn/smote", "gbm/smote"} <= set(board["key"]) and "knn/undersample" not in set(
+            board["key"]
+        )
+
+
+def test_platt_oof_puts_distorted_scores_back_on_the_probability_scale():
+    rng = np.random.default_rng(0)
+    p = rng.uniform(0, 1, 4000)
+    y = (rng.uniform(size=4000) < p).astype(int)
+    distorted = p**0.2  # every score pushed up, as oversampling does
+    cal = platt_oof(distorted, y, seed=365)
+    assert abs(cal.mean() - y.mean()) < 0.02 < abs(distorted.mean() - y.mean())
+    assert np.corrcoef(cal, p)[0, 1] > 0.95  # the ranking survives

@@ -6,6 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 from imblearn import FunctionSampler
 from imblearn.over_sampling import SMOTE, SMOTEN, SMOTENC, RandomOverSampler
 from imblearn.pipeline import Pipeline
@@ -16,12 +17,13 @@ from sklearn.ensemble import RandomForestClassifier
 from sklearn.frozen import FrozenEstimator
 from sklearn.kernel_approximation import Nystroem
 from sklearn.linear_model import LogisticRegression
-from sklearn.model_selection import StratifiedKFold
+from sklearn.model_selection import StratifiedKFold, train_test_split
 from sklearn.neighbors import KNeighborsClassifier
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import FunctionTransformer
 from sklearn.svm import LinearSVC
 from sklearn.tree import DecisionTreeClassifier
+from sklearn.utils import _safe_indexing
 
 from . import config
 from .features import (
@@ -35,6 +37,9 @@ from .features import (
 from .schema import Schema
 
 Params = dict[str, Any]
+
+SMOTE_K = 5  # imbalanced-learn's default number of neighbours SMOTE interpolates between
+KNN_MAX_NEIGHBOURS = 101  # the most neighbours KNN's tuning tries: every KNN fit needs more rows than that
 
 
 @dataclass(frozen=True)
@@ -126,7 +131,7 @@ FAMILIES: dict[str, Family] = {
             _knn,
             {"n_neighbors": 25, "weights": "distance"},
             lambda t: {
-                "n_neighbors": t.suggest_int("n_neighbors", 5, 101, step=2),
+                "n_neighbors": t.suggest_int("n_neighbors", 5, KNN_MAX_NEIGHBOURS, step=2),
                 "weights": t.suggest_categorical("weights", ["uniform", "distance"]),
             },
             note="no class weights in KNN",
@@ -221,8 +226,10 @@ def supports(family: str, strategy: str) -> bool:
     return strategy != "class_weight" or FAMILIES[family].class_weight
 
 
-def make_sampler(strategy: str, schema: Schema, seed: int):
-    """An imbalanced-learn sampler: it resamples the data a pipeline is fitted on, never what it scores."""
+def make_sampler(strategy: str, schema: Schema, seed: int, smote_k: int = SMOTE_K):
+    """An imbalanced-learn sampler: it resamples the data a pipeline is fitted on, never what it scores.
+
+    `smote_k`: SMOTE's neighbours; it needs more minority rows than that in every fit it sees."""
     if strategy in ("none", "class_weight"):
         return "passthrough"
     if strategy == "oversample":
@@ -232,38 +239,68 @@ def make_sampler(strategy: str, schema: Schema, seed: int):
     if strategy == "smote":
         if schema.categorical and schema.numeric:
             # Categories stay categorical up to this step, so SMOTE-NC never invents half a country.
-            return SMOTENC(categorical_features=schema.categorical, random_state=seed)
+            return SMOTENC(categorical_features=schema.categorical, k_neighbors=smote_k, random_state=seed)
         if schema.categorical:
-            return SMOTEN(random_state=seed)
-        return SMOTE(random_state=seed)
+            return SMOTEN(k_neighbors=smote_k, random_state=seed)
+        return SMOTE(k_neighbors=smote_k, random_state=seed)
     raise ValueError(f"unknown imbalance strategy {strategy!r}; choose from {config.STRATEGIES}")
 
 
+def stratified_sample(X: Any, y: Any, max_rows: int, seed: int) -> tuple[Any, Any]:
+    """At most `max_rows` of the rows, stratified by label: as a pipeline's first step (a sampler) it
+    thins the rows the pipeline is fitted on, in every fold and in the final fit, and never the rows
+    it scores."""
+    y = np.asarray(y)
+    if len(y) <= max_rows:
+        return X, y
+    keep, _ = train_test_split(np.arange(len(y)), train_size=max_rows, stratify=y, random_state=seed)
+    keep = np.sort(keep)
+    return _safe_indexing(X, keep), y[keep]
+
+
+def subsample_step(max_rows: int, seed: int) -> FunctionSampler:
+    """The sampler step that fits a costly family on a stratified sample of its training rows."""
+    return FunctionSampler(
+        func=stratified_sample, kw_args={"max_rows": int(max_rows), "seed": int(seed)}, validate=False
+    )
+
+
 def build_pipeline(
-    schema: Schema, family: str, strategy: str, params: Params | None = None, seed: int = config.SEED
+    schema: Schema,
+    family: str,
+    strategy: str,
+    params: Params | None = None,
+    seed: int = config.SEED,
+    fit_rows: int | None = None,
+    smote_k: int = SMOTE_K,
 ) -> Pipeline:
-    """features -> numeric prep -> sampler -> encoding -> model, all refitted on every training fold."""
+    """[stratified sample] -> features -> numeric prep -> sampler -> encoding -> model, all refitted on
+    every training fold. With `fit_rows`, every fit uses at most that many of its rows."""
     fam = FAMILIES[family]
     if not supports(family, strategy):
         raise ValueError(f"{fam.label} does not support {STRATEGY_LABELS[strategy]}")
     p = {**fam.defaults, **(params or {})}
     cw = "balanced" if strategy == "class_weight" else None
+    sample = [("subsample", subsample_step(fit_rows, seed))] if fit_rows else []
     return Pipeline(
         [
+            *sample,
             ("features", EngagementFeatures()),
             ("prepare", prepare_step(fam.scale)),
-            ("sampler", make_sampler(strategy, schema, seed)),
+            ("sampler", make_sampler(strategy, schema, seed, smote_k)),
             ("encode", encode_step()),
             ("model", fam.make(p, seed, cw)),
         ]
     )
 
 
-def build_reference(seed: int = config.SEED) -> Pipeline:
+def build_reference(seed: int = config.SEED, fit_rows: int | None = None) -> Pipeline:
     """The course's recipe: outliers dropped from training rows only, one column dropped,
-    ordinal country, a random forest, threshold 0.5."""
+    ordinal country, a random forest, threshold 0.5 (with `fit_rows`, fitted on at most that many rows)."""
+    sample = [("subsample", subsample_step(fit_rows, seed))] if fit_rows else []
     return Pipeline(
         [
+            *sample,
             ("drop_outliers", FunctionSampler(func=drop_reference_outliers, validate=False)),
             (
                 "drop_columns",
@@ -275,14 +312,22 @@ def build_reference(seed: int = config.SEED) -> Pipeline:
     )
 
 
-def calibrated(pipeline: Pipeline, seed: int = config.SEED) -> CalibratedClassifierCV:
+def calibrated(
+    pipeline: Pipeline, seed: int = config.SEED, n_jobs: int | None = None
+) -> CalibratedClassifierCV:
     """Undo the probability distortion of resampling or class weights (Platt scaling keeps the ranking).
 
     ensemble=False: one model refitted on all rows, the calibrator fitted on its cross-validated
-    scores, so scoring costs one model, not five."""
+    scores, so scoring costs one model, not five. `n_jobs` spreads those fits (only where no outer
+    loop runs in parallel already)."""
     return CalibratedClassifierCV(
-        pipeline, method="sigmoid", ensemble=False, cv=StratifiedKFold(5, shuffle=True, random_state=seed)
+        pipeline, method="sigmoid", ensemble=False, cv=calibration_folds(seed), n_jobs=n_jobs
     )
+
+
+def calibration_folds(seed: int = config.SEED) -> StratifiedKFold:
+    """The folds inside which calibrated() fits the pipeline (the run's class-count checks use them too)."""
+    return StratifiedKFold(5, shuffle=True, random_state=seed)
 
 
 def inner_pipeline(estimator: Any) -> Any:

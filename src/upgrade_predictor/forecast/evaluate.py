@@ -16,7 +16,7 @@ from .design import Design
 from .protocol import ForecastOutcome, snapshot_dates
 
 NO_OFFER = math.nextafter(1.0, 2.0)  # a threshold no probability reaches: the policy that sends nothing
-MIN_OFFERS = 20  # the break-even cost is read where at least this many offers are sent
+MIN_OFFERS = targeting.BREAK_EVEN_MIN_OFFERS  # the break-even cost is read where this many offers are sent
 N_BOOT = 200
 
 
@@ -166,13 +166,11 @@ def choose_policy(
     best = targeting.best_policy(curve)
     pays = bool(best["profit"] > 0)
     threshold = float(best["threshold"]) if pays else NO_OFFER
-    test_curve = targeting.profit_curve(test_y, test_p, 0.0, upgrade_value)
-    enough = test_curve[test_curve["offers"] >= min(MIN_OFFERS, len(test_y))]
-    reach = (enough["upgraders_reached"] / enough["offers"]).max() if len(enough) else 0.0
+    break_even = targeting.break_even_cost(test_y, test_p, upgrade_value, MIN_OFFERS)
     res = targeting.policy_outcomes(test_y, test_p, threshold, offer_cost, upgrade_value, N_BOOT, seed)
     scale = 1000.0 / max(len(test_y), 1)
     per_1000 = {
         k: {b: (v * scale if k in ("offers", "upgraders_reached", "profit") else v) for b, v in d.items()}
         for k, d in res.items()
     }
-    return Policy(threshold, pays, offer_cost, upgrade_value, float(reach * upgrade_value), per_1000)
+    return Policy(threshold, pays, offer_cost, upgrade_value, break_even, per_1000)

@@ -14,6 +14,7 @@ from ..errors import InputError
 from ..evaluation import Scores
 from ..files import write_json_atomic
 from ..training.metrics import Chosen
+from ..training.runs import json_object
 from .evaluate import Difference, Policy
 
 KIND = "events"
@@ -127,6 +128,11 @@ def is_forecast_run(run_dir: Path) -> bool:
         return False
 
 
+def _json_object(path: Path) -> dict[str, Any]:
+    """One JSON file of an events run, which must hold one object."""
+    return json_object(path, "upgrade-predictor train --events", "an events run")
+
+
 def load_forecast_run(run_dir: str | Path) -> ForecastRun:
     d = Path(run_dir)
     missing = [f for f in FILES if not (d / f).exists()]
@@ -135,13 +141,10 @@ def load_forecast_run(run_dir: str | Path) -> ForecastRun:
             f"{d}: not a complete events run folder (missing {', '.join(missing)}); "
             "run 'upgrade-predictor train --events DIR' first"
         )
-    try:
-        info, metrics, design, audit, survival = (
-            json.loads((d / f).read_text())
-            for f in ("run.json", "metrics.json", "design.json", "events_audit.json", "survival.json")
-        )
-    except ValueError as e:
-        raise InputError(f"{d}: a JSON file of the run is damaged ({e})") from None
+    info, metrics, design, audit, survival = (
+        _json_object(d / f)
+        for f in ("run.json", "metrics.json", "design.json", "events_audit.json", "survival.json")
+    )
     return ForecastRun(
         d,
         info,

@@ -16,7 +16,7 @@ from rich.console import Console
 from rich.table import Table
 
 from .. import config
-from ..bundle import save_bundle
+from ..bundle import save_bundle, sign_bundle
 from ..console import plain, say, warn
 from ..evaluation import scores
 from ..files import staged_folder
@@ -223,6 +223,8 @@ def _write(
         "reference_profile": reference_profile(now.X, p_now, m.schema),
     }
     save_bundle(out / "model.zip", final_model, meta, "")
+    if cfg.sign_key is not None:  # signed inside the staged folder, so bundle and signature publish together
+        sign_bundle(out / "model.zip", cfg.sign_key)
     return metrics, counts
 
 

@@ -3,13 +3,36 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from .. import config, targeting
 from ..training.runs import Run
 
 N_BOOT = 1000
+# The page embeds every score the targeting section uses (about 20 bytes each) so its economics
+# panel can recompute in the browser; above this many rows that panel is left out.
+ECONOMICS_MAX_ROWS = 100_000
+
+
+@dataclass(frozen=True)
+class Scores:
+    """The scores behind the policies: cut-offs are chosen on the out-of-fold scores of the training
+    rows (fit) and judged on the held-out test rows (eval)."""
+
+    y_fit: np.ndarray
+    p_fit: np.ndarray
+    y_eval: np.ndarray
+    p_eval: np.ndarray
+
+    def embeddable(self) -> bool:
+        """Small enough for the page, and finite (the browser sorts them as Python does)."""
+        n = len(self.p_fit) + len(self.p_eval)
+        return n <= ECONOMICS_MAX_ROWS and bool(
+            np.isfinite(self.p_fit).all() and np.isfinite(self.p_eval).all()
+        )
 
 
 @dataclass(frozen=True)
@@ -28,6 +51,33 @@ class Targeting:
     n_boot: int = N_BOOT
     default_offer_cost: float = config.OFFER_COST
     default_upgrade_value: float = config.UPGRADE_VALUE
+    break_even_cost: float = float("nan")  # targeting.break_even_cost of the test rows
+    break_even_min_offers: int = targeting.BREAK_EVEN_MIN_OFFERS
+    scores: Scores | None = None
+
+    @property
+    def economics_max_rows(self) -> int:
+        return ECONOMICS_MAX_ROWS
+
+    def economics_data(self) -> dict[str, Any] | None:
+        """What the page's economics panel recomputes from (None: the page leaves the panel out).
+
+        Scores go as Python floats, whose JSON form reads back in the browser as the same doubles, so
+        the page computes on exactly the numbers targeting.what_if computes on."""
+        s = self.scores
+        if s is None or not s.embeddable():
+            return None
+
+        def part(y: np.ndarray, p: np.ndarray) -> dict[str, Any]:
+            return {"y": "".join("1" if v else "0" for v in y), "p": [float(v) for v in p]}
+
+        return {
+            "offerCost": self.offer_cost,
+            "upgradeValue": self.upgrade_value,
+            "minOffers": targeting.BREAK_EVEN_MIN_OFFERS,
+            "fit": part(s.y_fit, s.p_fit),
+            "eval": part(s.y_eval, s.p_eval),
+        }
 
 
 def targeting_section(run: Run) -> Targeting:
@@ -43,12 +93,11 @@ def targeting_section(run: Run) -> Targeting:
     if "p_reference" in te and te["p_reference"].notna().all():
         curves["course reference"] = te["p_reference"].to_numpy()
     cost, value = run.info.offer_cost, run.info.upgrade_value
+    scores = Scores(tr["y"].to_numpy(int), tr[ocol].to_numpy("float64"), y_te, p_te)
     policies = targeting.recommend_policies(
-        tr["y"].to_numpy(int), tr[ocol].to_numpy(), y_te, p_te, cost, value, n_boot=N_BOOT, seed=run.info.seed
+        scores.y_fit, scores.p_fit, y_te, p_te, cost, value, n_boot=N_BOOT, seed=run.info.seed
     )
-    for f in ("offers", "upgraders_reached", "profit"):
-        for s in ("", "_low", "_high"):
-            policies[f"{f}{s}_per_1000"] = policies[f + s] * 1000 / len(y_te)
+    policies = targeting.per_1000(policies, len(y_te))
     return Targeting(
         model="no_leak" if use_nl else "chosen",
         gains={k: targeting.gains_curve(y_te, v) for k, v in curves.items()},
@@ -59,4 +108,6 @@ def targeting_section(run: Run) -> Targeting:
         upgrade_value=value,
         n_test=int(len(y_te)),
         base_rate=float(y_te.mean()),
+        break_even_cost=targeting.break_even_cost(y_te, p_te, value),
+        scores=scores,
     )

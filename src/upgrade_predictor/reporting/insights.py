@@ -22,7 +22,7 @@ from .comparison import (
     imbalance_section,
 )
 from .data_section import DataSection, data_section
-from .drivers import Drivers, drivers_section
+from .drivers import Drivers, Step, drivers_section
 from .recommend import Caveats, Recommendation, caveats_section, recommendations
 from .segments import Segments, segments_section
 
@@ -42,22 +42,31 @@ class Insights:
     recommendations: list[Recommendation]
 
 
-def build_insights(run: Run) -> Insights:
-    """Compute every section; timings (seconds) land in run.timings."""
+# The steps build_insights announces, in order (the drivers announce four of their own).
+STEPS = ["data", "model comparison", "imbalance strategies", "chosen model", "segments", "targeting"]
+DRIVER_STEPS = 4
 
-    def timed(name: str, build: Callable[[Run], T]) -> T:
+
+def build_insights(run: Run, step: Step | None = None) -> Insights:
+    """Compute every section; `step(name)` is told as each starts; timings (seconds) land in run.timings."""
+    announce = step or (lambda name: None)
+
+    def timed(name: str, label: str, build: Callable[[Run], T]) -> T:
+        announce(label)
         t0 = time.perf_counter()
         out = build(run)
         run.timings[name] = time.perf_counter() - t0
         return out
 
-    data = timed("data", data_section)
-    comparison = timed("comparison", comparison_section)
-    imbalance = timed("imbalance", imbalance_section)
-    chosen = timed("chosen", chosen_section)
-    drivers = timed("drivers", drivers_section)
-    segments = timed("segments", segments_section)
-    targeting = timed("targeting", targeting_section)
+    data = timed("data", "data", data_section)
+    comparison = timed("comparison", "model comparison", comparison_section)
+    imbalance = timed("imbalance", "imbalance strategies", imbalance_section)
+    chosen = timed("chosen", "chosen model", chosen_section)
+    t0 = time.perf_counter()
+    drivers = drivers_section(run, announce)
+    run.timings["drivers"] = time.perf_counter() - t0
+    segments = timed("segments", "segments", segments_section)
+    targeting = timed("targeting", "targeting", targeting_section)
     caveats = caveats_section(run, drivers)
     recs = recommendations(run, targeting, drivers, segments, imbalance, caveats)
     return Insights(data, comparison, imbalance, chosen, drivers, segments, targeting, caveats, recs)

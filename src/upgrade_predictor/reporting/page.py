@@ -43,5 +43,6 @@ def write_report(run_dir: Path, html: str, console: Console, started: float, nam
     out = run_dir / REPORT_FILE
     write_text_atomic(out, html)
     shown = run_dir.parent / name / REPORT_FILE if name else out
-    say(console, f"report: {shown} ({len(html) / 1e6:.1f} MB, {time.perf_counter() - started:.1f}s)")
+    seconds = time.perf_counter() - started
+    say(console, f"report written in {seconds:.1f} s: {shown} ({len(html) / 1e6:.1f} MB)")
     return out

@@ -57,6 +57,40 @@ class NoLeak:
 
 
 @dataclass(frozen=True)
+class Limits:
+    """What the budget, the data and a time limit changed in a run, stated in metrics.json."""
+
+    time_limit: float | None = None  # seconds for the whole run; None: trial counts alone bound it
+    fit_rows: dict[str, int] = field(default_factory=dict)  # family -> at most this many rows per fit
+    smote_k: int = 5  # the neighbours SMOTE interpolates between
+    left_out: dict[str, str] = field(default_factory=dict)  # family or candidate key -> why
+    notes: list[str] = field(default_factory=list)  # one sentence each, for the summary and the report
+
+    @property
+    def repeatable(self) -> bool:
+        """Whether the same seed gives the same run on any machine (not so under a time limit)."""
+        return self.time_limit is None
+
+    @staticmethod
+    def time_limit_note(seconds: float) -> str:
+        """What a time limit means for the results, in one sentence."""
+        return (
+            f"--time-limit {seconds:g}s: what was compared and how many trials ran depend on this "
+            "machine's speed, so results may vary between machines (without a limit, a seed repeats exactly)"
+        )
+
+    @classmethod
+    def from_dict(cls, d: Any) -> Limits:
+        return cls(
+            time_limit=None if d.get("time_limit") is None else float(d["time_limit"]),
+            fit_rows={str(k): int(v) for k, v in (d.get("fit_rows") or {}).items()},
+            smote_k=int(d.get("smote_k", 5)),
+            left_out={str(k): str(v) for k, v in (d.get("left_out") or {}).items()},
+            notes=[str(n) for n in d.get("notes") or []],
+        )
+
+
+@dataclass(frozen=True)
 class RunMetrics:
     chosen: Chosen
     objective: str
@@ -68,6 +102,7 @@ class RunMetrics:
     tuning: dict[str, Any] = field(default_factory=dict)
     reference: Reference | None = None
     no_leak: NoLeak | None = None
+    limits: Limits = field(default_factory=Limits)
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -79,6 +114,7 @@ class RunMetrics:
             "cv": self.cv,
             "split": asdict(self.split),
             "tuning": self.tuning,
+            "limits": asdict(self.limits),
         }
         if self.reference is not None:
             out["reference"] = {
@@ -111,6 +147,7 @@ class RunMetrics:
                 cv={k: float(v) for k, v in d["cv"].items()},
                 split=Split(**d["split"]),
                 tuning=dict(d.get("tuning") or {}),
+                limits=Limits.from_dict(d.get("limits") or {}),
                 reference=None
                 if ref is None
                 else Reference(Scores.from_dict(ref["test"]), dict(ref["cv"]), float(ref["threshold"])),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import time
 from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime
@@ -14,15 +15,25 @@ import pandas as pd
 from rich.console import Console
 
 from .. import config
-from ..audit import AuditReport, feature_keys
-from ..bundle import Bundle, load_bundle, save_bundle
+from ..bundle import Bundle, load_bundle, save_bundle, sign_bundle
+from ..data_audit import AuditReport, feature_keys
 from ..dataset import Dataset, load_dataset
 from ..errors import InputError
 from ..files import write_json_atomic
 from ..models import FAMILIES
 from ..profile import reference_profile
+from ..sources.tables import error_line
 from .metrics import NoLeak, Reference, RunMetrics, Split, Threshold
-from .protocol import REFERENCE, FittedModel, Outcome, TrainConfig, chosen_of, label_of, run_protocol
+from .protocol import (
+    REFERENCE,
+    FittedModel,
+    Outcome,
+    RunClock,
+    TrainConfig,
+    chosen_of,
+    label_of,
+    run_protocol,
+)
 from .summary import show_results
 
 RUN_FILES = [
@@ -44,12 +55,13 @@ def write_run(
     budget: config.Budget,
     console: Console,
     storage: Any = None,
+    clock: RunClock | None = None,
 ) -> RunMetrics:
     """Run the protocol and write every file of the run folder into `out`."""
     started, started_at = time.perf_counter(), datetime.now().isoformat(timespec="seconds")
     out.chmod(0o755)
     groups = feature_keys(ds.X).to_numpy() if cfg.group_duplicates else None
-    o = run_protocol(ds, report.leakage_flags, cfg, budget, console, groups, storage)
+    o = run_protocol(ds, report.leakage_flags, cfg, budget, console, groups, storage, clock)
     tr, te = o.train_rows, o.test_rows
     metrics = run_metrics(o, cfg, budget)
     preds = pd.DataFrame(
@@ -90,16 +102,18 @@ def write_run(
         out / "cv_predictions.parquet", index=False
     )
     X_tr = ds.X.iloc[tr]
+    bundles = [out / "model.zip"]
     save_bundle(
-        out / "model.zip",
+        bundles[0],
         o.final.estimator,
         bundle_metadata(o.final, ds, ds.schema, X_tr, o.chosen.summary, cfg, list(cfg.exclude)),
         "",
     )
     if o.no_leak is not None and o.no_leak_schema is not None and o.no_leak_cv is not None:
         keep = o.no_leak_schema.names
+        bundles.append(out / "model_no_leak.zip")
         save_bundle(
-            out / "model_no_leak.zip",
+            bundles[-1],
             o.no_leak.estimator,
             bundle_metadata(
                 o.no_leak,
@@ -112,6 +126,9 @@ def write_run(
             ),
             "",
         )
+    if cfg.sign_key is not None:  # signed inside the staged folder, so bundle and signature publish together
+        for path in bundles:
+            sign_bundle(path, cfg.sign_key)
     show_results(console, o.board, metrics)
     return metrics
 
@@ -141,6 +158,7 @@ def run_metrics(o: Outcome, cfg: TrainConfig, budget: config.Budget) -> RunMetri
         no_leak=None
         if o.no_leak is None or o.no_leak_cv is None
         else NoLeak(o.leaky, o.no_leak.test, o.no_leak.train, o.no_leak_cv.summary, o.no_leak.threshold),
+        limits=o.limits,
     )
 
 
@@ -259,7 +277,12 @@ def _names(d: dict[str, Any], key: str) -> list[str]:
 
 def _number(d: dict[str, Any], key: str, kind: type[int] | type[float]) -> int | float:
     v = d[key]
-    if isinstance(v, bool) or not isinstance(v, int | float) or (kind is int and v != int(v)):
+    if (
+        isinstance(v, bool)
+        or not isinstance(v, int | float)
+        or not math.isfinite(v)
+        or (kind is int and v != int(v))
+    ):
         raise TypeError(f"'{key}' is {v!r}, not {'a whole number' if kind is int else 'a number'}")
     return kind(v)
 
@@ -304,16 +327,28 @@ class Run:
         return self.rows(which)["y"].to_numpy(dtype=int)
 
 
-def _json_object(path: Path) -> dict[str, Any]:
+_JSON_KINDS = {
+    list: "array",
+    str: "string",
+    int: "number",
+    float: "number",
+    bool: "true/false",
+    type(None): "null",
+}
+
+
+def json_object(
+    path: Path, retrain: str = "upgrade-predictor train", kind: str = "a training run"
+) -> dict[str, Any]:
     """A run's JSON file, which must hold one object; anything else says how to get a readable run."""
     try:
-        d = json.loads(path.read_text())
-    except json.JSONDecodeError as e:
-        raise InputError(f"{path}: damaged JSON ({e}); retrain with 'upgrade-predictor train'") from None
+        d = json.loads(path.read_text(encoding="utf-8"))
+    except ValueError as e:  # not JSON, or not text at all (UnicodeDecodeError)
+        raise InputError(f"{path}: damaged JSON ({error_line(e)}); retrain with '{retrain}'") from None
     if not isinstance(d, dict):
         raise InputError(
-            f"{path}: holds a JSON {type(d).__name__}, not the object a training run writes; "
-            "retrain with 'upgrade-predictor train'"
+            f"{path}: holds a JSON {_JSON_KINDS.get(type(d), 'value')}, not the object {kind} writes; "
+            f"retrain with '{retrain}'"
         )
     return d
 
@@ -323,15 +358,17 @@ def load_run(run_dir: str | Path) -> Run:
     d = Path(run_dir)
     if not d.is_dir():
         raise InputError(f"{d}: no such run folder")
+    # run.json first: a damaged one says more about the folder than the files missing beside it.
+    run_json = json_object(d / "run.json") if (d / "run.json").exists() else {}
     missing = [f for f in RUN_FILES if not (d / f).exists()]
     if missing:
         raise InputError(
             f"{d}: not a complete run folder (missing {', '.join(missing)}); "
             "run 'upgrade-predictor train' first"
         )
-    info = RunInfo.from_dict(_json_object(d / "run.json"), where=str(d / "run.json"))
-    aud = AuditReport.from_dict(_json_object(d / "audit.json"), where=str(d / "audit.json"))
-    metrics = RunMetrics.from_dict(_json_object(d / "metrics.json"), where=str(d / "metrics.json"))
+    info = RunInfo.from_dict(run_json, where=str(d / "run.json"))
+    aud = AuditReport.from_dict(json_object(d / "audit.json"), where=str(d / "audit.json"))
+    metrics = RunMetrics.from_dict(json_object(d / "metrics.json"), where=str(d / "metrics.json"))
     data_path = Path(info.data or config.default_data_path())
     ds = load_dataset(
         data_path,

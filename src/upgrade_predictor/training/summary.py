@@ -7,8 +7,8 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from ..audit import AuditReport
-from ..console import plain, warn
+from ..console import plain, say, warn
+from ..data_audit import AuditReport
 from .metrics import RunMetrics
 
 
@@ -58,6 +58,7 @@ def show_audit(console: Console, report: AuditReport) -> None:
 
 def show_results(console: Console, board: pd.DataFrame, metrics: RunMetrics) -> None:
     t = Table(title="leaderboard (cross-validated on the training part; mean ± sd)", title_justify="left")
+    rows = "fit_rows" in board.columns  # runs written before row caps have no such column
     for col in (
         "#",
         "model",
@@ -68,6 +69,7 @@ def show_results(console: Console, board: pd.DataFrame, metrics: RunMetrics) -> 
         "recall@0.5",
         "precision@0.5",
         "s/fit",
+        *(["rows/fit"] if rows else []),
     ):
         t.add_column(col, justify="left" if col in ("model", "imbalance") else "right")
     for _, r in board.iterrows():
@@ -81,9 +83,21 @@ def show_results(console: Console, board: pd.DataFrame, metrics: RunMetrics) -> 
                 for m in ("pr_auc", "roc_auc", "f1", "recall", "precision")
             ),
             f"{r['fit_seconds']:.2f}",
+            *(
+                [f"{int(r['fit_rows']):,}" + ("*" if r["fit_rows"] < board["fit_rows"].max() else "")]
+                if rows
+                else []
+            ),
             style=style,
         )
     console.print(t)
+    if rows and (board["fit_rows"] < board["fit_rows"].max()).any():
+        say(
+            console,
+            "* fitted on a stratified sample of each training fold (the budget's cap for that family)",
+        )
+    if not metrics.limits.repeatable:
+        warn(console, metrics.limits.time_limit_note(metrics.limits.time_limit or 0))
     t = Table(
         title=f"chosen model: {metrics.chosen.label}; threshold {metrics.threshold.value:.3f} "
         f"({metrics.threshold.objective} on out-of-fold predictions)",

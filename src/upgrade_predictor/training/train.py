@@ -10,13 +10,12 @@ from pathlib import Path
 
 from rich.console import Console
 
-from ..audit import audit
 from ..console import say
+from ..data_audit import audit, feature_keys
 from ..dataset import load_dataset
-from ..errors import InputError
-from ..files import staged_folder
+from ..files import check_outputs, replaceable_folder, staged_folder
 from ..parallel import connect, fits_on, study_storage
-from .protocol import TrainConfig
+from .protocol import RunClock, TrainConfig, check_classes
 from .runs import write_run
 from .summary import show_audit
 
@@ -25,31 +24,34 @@ def run_training(
     cfg: TrainConfig,
     console: Console | None = None,
     finish: Callable[[Path, str], object] | None = None,
+    clock: RunClock | None = None,
 ) -> Path:
     """Audit, compare, tune, select, test once, and publish the run folder whole.
 
     `finish(folder, name)` runs on the complete temp folder before it is published (the report is built
-    there), so a reader never sees a run without it and a failure leaves nothing behind."""
+    there), so a reader never sees a run without it and a failure leaves nothing behind. `clock` (made
+    here when not given) times the stages and holds cfg.time_limit, counted from this call."""
     console = console or Console(stderr=True)
     budget = cfg.check()
-    started = time.perf_counter()
+    clock = clock or RunClock(cfg.time_limit)
+    clock.limit = cfg.time_limit
+    started = clock.started
+    clock.mark("audit")
     dest = check_out(cfg)
     ds = load_dataset(
         cfg.data, cfg.target, cfg.id_column, cfg.numeric, cfg.categorical, cfg.exclude, cfg.positive
     )
-    if ds.n < 50 or min(int(ds.y.sum()), int(ds.n - ds.y.sum())) < 2 * budget.cv_splits:
-        raise InputError(
-            f"too few rows to train and test: {ds.n} rows, {int(ds.y.sum())} positive; "
-            f"need at least 50 rows and {2 * budget.cv_splits} of each class"
-        )
+    check_classes(ds, feature_keys(ds.X).to_numpy() if cfg.group_duplicates else None, cfg, budget)
     report = audit(ds)
     show_audit(console, report)
     with staged_folder(dest) as out:
         with connect(cfg.dask) as client, fits_on(client) as n_jobs:
             run_cfg = replace(cfg, jobs=n_jobs or cfg.jobs)
-            write_run(out, ds, report, run_cfg, budget, console, study_storage(client))
+            write_run(out, ds, report, run_cfg, budget, console, study_storage(client), clock)
         if finish is not None:
+            clock.mark("report")
             finish(out, dest.name)
+    clock.mark(None)
     say(console, f"done in {time.perf_counter() - started:.0f}s: {dest}", style="green")
     return dest
 
@@ -57,7 +59,6 @@ def run_training(
 def check_out(cfg: TrainConfig) -> Path:
     """Where the run will be published; an existing run is replaced only with --force."""
     dest = Path(cfg.out) if cfg.out else Path("runs") / datetime.now().strftime("%Y%m%d-%H%M%S")
-    if dest.exists() and any(dest.iterdir()) and not cfg.force:
-        raise InputError(f"{dest} already holds a run; choose another --out or pass --force to replace it")
-    dest.parent.mkdir(parents=True, exist_ok=True)
+    replaceable_folder(dest, cfg.force)
+    check_outputs({"--out": dest}, {"--data": cfg.data, "--events": cfg.events, "--mapping": cfg.mapping})
     return dest
