@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import os
 import re
 import shutil
 import subprocess
@@ -20,18 +19,9 @@ from upgrade_predictor.reporting import report
 from upgrade_predictor.training.runs import load_run
 
 sys.path.insert(0, str(Path(__file__).parent))
+from conftest import headless_chromium  # noqa: E402
 from test_insights import fabricate_run, shared_run  # noqa: E402
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 SECTIONS = [
     "data",
     "comparison",
@@ -154,19 +144,9 @@ def test_build_report_refuses_a_folder_that_is_not_a_run(tmp_path):
 
 @pytest.mark.slow
 def test_report_opens_in_headless_chromium_without_errors(built, tmp_path):
-    if not CHROMIUM.exists():
-        message = f"{CHROMIUM} is missing: install Debian's chromium (apt-get install -y chromium)"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
-    if os.environ.get("CI"):
-        from playwright.sync_api import sync_playwright
-    else:
-        sync_playwright = pytest.importorskip("playwright.sync_api").sync_playwright
     path, _ = built
     errors, failed = [], []
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+    with headless_chromium() as browser:
         page = browser.new_page(viewport={"width": 1280, "height": 900})
         page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
         page.on("pageerror", lambda e: errors.append(str(e)))
@@ -181,7 +161,6 @@ def test_report_opens_in_headless_chromium_without_errors(built, tmp_path):
         )
         shot = tmp_path / "report.png"
         page.screenshot(path=str(shot), full_page=True)
-        browser.close()
     assert errors == [] and failed == []
     assert broken == [] and n_images >= 12
     assert widest <= 1280  # no figure wider than a laptop screen

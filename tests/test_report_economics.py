@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import re
 import shutil
 import sys
@@ -22,8 +21,8 @@ from upgrade_predictor.reporting.format import money, num, pct
 from upgrade_predictor.training.runs import load_run
 
 sys.path.insert(0, str(Path(__file__).parent))
+from conftest import headless_chromium  # noqa: E402
 from test_insights import fabricate_run  # noqa: E402
-from test_report import CHROMIUM, CHROMIUM_ARGS  # noqa: E402
 
 # The hand-worked users of test_targeting. In score order:
 # score 0.9 0.8 0.8 0.5 0.4 0.3 0.2 0.1
@@ -103,19 +102,8 @@ def built(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def chromium():
-    if not CHROMIUM.exists():
-        message = f"{CHROMIUM} is missing: install Debian's chromium (apt-get install -y chromium)"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
-    if os.environ.get("CI"):
-        from playwright.sync_api import sync_playwright
-    else:
-        sync_playwright = pytest.importorskip("playwright.sync_api").sync_playwright
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+    with headless_chromium() as browser:
         yield browser
-        browser.close()
 
 
 READ = """() => {

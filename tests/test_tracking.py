@@ -16,22 +16,13 @@ from mlflow.tracking import MlflowClient
 from conftest import run_cli, synthetic_events, synthetic_frame
 from upgrade_predictor import tracking
 from upgrade_predictor.errors import InputError
+from upgrade_predictor.evaluation import METRICS
 from upgrade_predictor.forecast.runs import load_forecast_run
 from upgrade_predictor.tracking import log_run, resolve_store
 from upgrade_predictor.training.metrics import RunMetrics
 
 TRAIN = ["train", "--budget", "quick", "--families", "logreg", "--strategies", "none", "--no-report"]
-SCORES = [
-    "accuracy",
-    "balanced_accuracy",
-    "precision",
-    "recall",
-    "f1",
-    "roc_auc",
-    "pr_auc",
-    "brier",
-    "log_loss",
-]
+SCORES = METRICS
 
 
 @pytest.fixture(scope="module")
