@@ -43,6 +43,14 @@ EXAMPLES = {
 }
 
 
+# The same option on score, serve and drift: one definition.
+VERIFY_KEY = typer.Option(
+    None,
+    help="PEM public key: refuse the bundle unless MODEL.sig is its valid signature "
+    "(needs pip install 'upgrade-predictor[sign]')",
+)
+
+
 def fail(message: str, code: int = 2) -> None:
     error(console, message)
     raise typer.Exit(code)
@@ -238,11 +246,7 @@ def score(
         help="with --events: the scoring day YYYY-MM-DD [default: the day after the last event]",
     ),
     mapping: Path | None = typer.Option(None, help="with --events: TOML mapping [default: the 365 layout]"),
-    verify_key: Path | None = typer.Option(
-        None,
-        help="PEM public key: refuse the bundle unless MODEL.sig is its valid signature "
-        "(needs pip install 'upgrade-predictor[sign]')",
-    ),
+    verify_key: Path | None = VERIFY_KEY,
 ) -> None:
     """Score users into a ranked target list: row, id, probability, decision, rank (and reasons).
 
@@ -366,11 +370,7 @@ def serve(
     queue_size: int = typer.Option(
         config.SERVE_QUEUE_SIZE, help="requests per process waiting or in work; more get 503 + Retry-After"
     ),
-    verify_key: Path | None = typer.Option(
-        None,
-        help="PEM public key: refuse the bundle unless MODEL.sig is its valid signature "
-        "(needs pip install 'upgrade-predictor[sign]')",
-    ),
+    verify_key: Path | None = VERIFY_KEY,
 ) -> None:
     """Serve the model over HTTP: POST /predict, GET /health, GET /model, docs at /docs."""
     config.check_number("--workers", workers, 1, 64)
@@ -424,11 +424,7 @@ def drift(
         None, "--as-of", help="with --events: the day YYYY-MM-DD [default: the day after the last event]"
     ),
     mapping: Path | None = typer.Option(None, help="with --events: TOML mapping [default: the 365 layout]"),
-    verify_key: Path | None = typer.Option(
-        None,
-        help="PEM public key: refuse the bundle unless MODEL.sig is its valid signature "
-        "(needs pip install 'upgrade-predictor[sign]')",
-    ),
+    verify_key: Path | None = VERIFY_KEY,
 ) -> None:
     """Compare new data with the training reference; exit 1 when a threshold is crossed."""
     from .drift import check_file
