@@ -52,6 +52,20 @@ def test_a_dataframe_trains_and_is_kept_beside_the_run(tmp_path: Path) -> None:
     assert run.model_path.is_file()
 
 
+def test_a_grouped_run_keeps_its_group_out_of_the_model_and_says_so_in_the_report(tmp_path: Path) -> None:
+    frame = synthetic_frame(400, seed=13)
+    frame.insert(0, "user", [f"u{i // 2}" for i in range(len(frame))])  # two rows per user
+    run = up.train(frame, out=tmp_path / "r", group_column="user", budget="quick", families=["logreg"])
+    assert run.metrics.split.group_column == "user"
+    assert "user" not in run.load_model().scorer.schema.names
+    assert run.report_path is not None
+    first = run.report_path.read_text()
+    assert "kept the rows of each user on one side (--group user)" in first
+    run.report_path.unlink()
+    rebuilt = up.report(run.dir)  # the rebuild reads the group from run.json and leaves it out again
+    assert "(--group user)" in rebuilt.read_text()
+
+
 def test_model_scores_like_the_command_line(api_run: up.TrainedRun, tmp_path: Path) -> None:
     users = users_frame(300)
     users["minutes_watched"] = users["minutes_watched"].astype(object)

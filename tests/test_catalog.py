@@ -121,6 +121,15 @@ CASES = [
         _user_folder,
     ),
     Case(
+        "train-group-missing-cell",
+        lambda d: [*TRAIN, "--data", "grp.csv", "--group", "user"],
+        2,
+        r"--group column 'user' has 1 missing value\(s\) \(rows 4\)",
+        _write(
+            "grp.csv", synthetic_frame(300, seed=3).assign(user=lambda f: f.index.where(f.index != 2) // 3)
+        ),
+    ),
+    Case(
         "train-out-dot",
         lambda d: [*TRAIN, "--data", "train.csv", "--out", ".", "--force"],
         2,

@@ -1,5 +1,6 @@
 import json
 import math
+import re
 from dataclasses import replace
 
 import numpy as np
@@ -287,3 +288,79 @@ def test_platt_oof_puts_distorted_scores_back_on_the_probability_scale():
     cal = platt_oof(distorted, y, seed=365)
     assert abs(cal.mean() - y.mean()) < 0.02 < abs(distorted.mean() - y.mean())
     assert np.corrcoef(cal, p)[0, 1] > 0.95  # the ranking survives
+
+
+def _repeated_users(n_users: int = 250, copies: int = 4, seed: int = 5) -> pd.DataFrame:
+    """Each user's row repeated with a small jitter, and a label that is noise per user: a model can
+    only score above chance on a user it has seen."""
+    base = synthetic_frame(n_users, seed=seed)
+    base["purchased"] = np.random.default_rng(seed).permutation(base["purchased"].to_numpy())
+    df = base.loc[base.index.repeat(copies)].reset_index(names="user")
+    jitter = np.random.default_rng(seed + 1).normal(0, 0.01, len(df))
+    df["minutes_watched"] = (df["minutes_watched"] * np.exp(jitter)).round(3)
+    df["user"] = "u" + df["user"].astype(str)
+    return df
+
+
+def test_group_column_keeps_each_users_rows_together_and_is_no_feature(tmp_path, monkeypatch):
+    from upgrade_predictor.training import protocol
+
+    _repeated_users().to_csv(tmp_path / "d.csv", index=False)
+    calls: list[np.ndarray] = []
+    real = protocol.grouped_calibration_splits
+
+    def spy(y, groups, seed):
+        calls.append(np.asarray(groups))
+        return real(y, groups, seed)
+
+    monkeypatch.setattr(protocol, "grouped_calibration_splits", spy)
+    runs = {}
+    for name, group in (("free", None), ("grouped", "user")):
+        cfg = TrainConfig(
+            data=tmp_path / "d.csv",
+            out=tmp_path / name,
+            budget="quick",
+            report=False,
+            families=["gbm"],
+            strategies=["class_weight"],  # calibrated: the final fit's calibration folds are grouped too
+            group_column=group,
+            id_column="user",
+        )
+        runs[name] = run_training(cfg, Console(quiet=True))
+    preds = pd.read_parquet(runs["grouped"] / "predictions.parquet")
+    train_users = set(preds.loc[preds["set"] == "train", "id"])
+    assert not train_users & set(preds.loc[preds["set"] == "test", "id"])
+    assert calls and all(len(np.unique(g)) == len(train_users) for g in calls)
+    for fold_train, fold_cal in real(np.zeros(len(calls[0])), calls[0], 365):
+        assert not set(calls[0][fold_train]) & set(calls[0][fold_cal])
+    m = {k: json.loads((v / "metrics.json").read_text()) for k, v in runs.items()}
+    assert m["grouped"]["split"]["group_column"] == "user" and m["free"]["split"]["group_column"] is None
+    assert json.loads((runs["grouped"] / "run.json").read_text())["group_column"] == "user"
+    assert "user" not in load_bundle(runs["grouped"] / "model.zip").schema.names
+    # Rows of one user on both sides let the model recall labels it has seen; kept together, the
+    # noise label is what it is.
+    assert m["free"]["test"]["roc_auc"] > 0.75 and m["free"]["cv"]["roc_auc_mean"] > 0.75
+    assert m["grouped"]["test"]["roc_auc"] < 0.65 and m["grouped"]["cv"]["roc_auc_mean"] < 0.65
+
+
+@pytest.mark.parametrize(
+    "change,options,message",
+    [
+        (lambda df: df, {"group_column": "purchased"}, "the target cannot group the rows"),
+        (lambda df: df, {"group_column": "cohort"}, "--group: column(s) cohort not in the file"),
+        (
+            lambda df: df.assign(user=df["user"].where(df.index != 7)),
+            {},
+            "'user' has 1 missing value(s) (rows 9)",
+        ),
+        (lambda df: df.assign(user=df.index % 4), {}, "4 groups of rows are too few"),
+        (lambda df: df, {"group_duplicates": True}, "choose one way to keep rows together"),
+    ],
+)
+def test_a_group_column_that_cannot_group_is_refused(tmp_path, change, options, message):
+    change(_repeated_users(60)).to_csv(tmp_path / "d.csv", index=False)
+    cfg = TrainConfig(data=tmp_path / "d.csv", out=tmp_path / "r", budget="quick", report=False)
+    cfg = replace(cfg, **{"group_column": "user", **options})
+    with pytest.raises(InputError, match=re.escape(message)):
+        run_training(cfg, Console(quiet=True))
+    assert not (tmp_path / "r").exists()

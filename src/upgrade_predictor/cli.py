@@ -95,6 +95,12 @@ def train(
     group_duplicates: bool = typer.Option(
         False, help="keep feature-identical rows on one side of every split"
     ),
+    group: str | None = typer.Option(
+        None,
+        "--group",
+        help="a column whose rows stay together on one side of every split (e.g. a user with "
+        "several rows); never a feature",
+    ),
     families: str | None = typer.Option(None, help=f"comma-separated subset of {','.join(config.FAMILIES)}"),
     strategies: str | None = typer.Option(
         None, help=f"comma-separated subset of {','.join(config.STRATEGIES)}"
@@ -155,6 +161,7 @@ def train(
         exclude=_split(exclude),
         test_size=test_size,
         group_duplicates=group_duplicates,
+        group_column=group,
         families=_split(families) or list(config.FAMILIES),
         strategies=_split(strategies) or list(config.STRATEGIES),
         objective=objective,

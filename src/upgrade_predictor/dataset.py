@@ -27,6 +27,7 @@ class Dataset:
     ids: pd.Series | None
     source: str
     fingerprint: str  # sha256 of the file's bytes
+    groups: np.ndarray | None = None  # --group: rows sharing a value stay on one side of every split
 
     @property
     def n(self) -> int:
@@ -151,16 +152,20 @@ def load_dataset(
     categorical: Sequence[str] = (),
     exclude: Sequence[str] = (),
     positive: str | None = None,
+    group_column: str | None = None,
 ) -> Dataset:
     """Read and validate a training table; every problem is an InputError naming the column."""
     path = Path(path) if path is not None else config.default_data_path()
+    # The id and group columns are never features (the group may be the id itself).
+    kept_out = list(dict.fromkeys(c for c in (id_column, group_column) if c))
     # Columns left out need no usable type: an excluded column of lists does not stop training.
-    df = read_table(path, unchecked=[*exclude, *([id_column] if id_column else [])])
+    df = read_table(path, unchecked=[*exclude, *kept_out])
     if target not in df.columns:
         shown = ", ".join(shown_name(c) for c in df.columns[:20]) + (", ..." if df.shape[1] > 20 else "")
         raise InputError(f"target column '{target}' not found; columns are: {shown}. Pass --target NAME")
     for flag, names in (
         ("--id", [id_column] if id_column else []),
+        ("--group", [group_column] if group_column else []),
         ("--numeric", numeric),
         ("--categorical", categorical),
         ("--exclude", exclude),
@@ -168,21 +173,40 @@ def load_dataset(
         unknown = [n for n in names if n not in df.columns]
         if unknown:
             raise InputError(f"{flag}: column(s) {', '.join(unknown)} not in the file")
+    if group_column == target:
+        raise InputError(
+            f"--group {target}: the target cannot group the rows; name a column such as a user id"
+        )
     y, pos, neg = parse_target(df[target], positive)
     ids = df[id_column].copy() if id_column else None
-    features = df.drop(columns=[target] + ([id_column] if id_column else []) + list(exclude))
+    groups = split_groups(df[group_column]) if group_column else None
+    features = df.drop(columns=[target, *kept_out, *(c for c in exclude if c not in kept_out)])
     # Columns with one value carry no signal; a column of nothing but missing cells neither.
     useless = [c for c in features.columns if features[c].nunique(dropna=True) <= 1]
     features = features.drop(columns=useless)
     if features.shape[1] == 0:
         raise InputError(
             f"no usable feature column: besides '{target}' every column is constant, "
-            "empty, excluded or the id"
+            "empty, excluded, the id or the group"
         )
     kinds = infer_kinds(features, numeric, categorical)
     X = coerce(features, kinds)
     schema = Schema.infer(features, kinds, target, pos, neg, id_column)
-    return Dataset(X=X, y=y, schema=schema, ids=ids, source=str(path), fingerprint=file_fingerprint(path))
+    return Dataset(
+        X=X, y=y, schema=schema, ids=ids, source=str(path), fingerprint=file_fingerprint(path), groups=groups
+    )
+
+
+def split_groups(s: pd.Series) -> np.ndarray:
+    """The --group column as integer group codes; a missing cell is refused, since it would either
+    tie unrelated rows together or let related ones split."""
+    missing = s.isna()
+    if missing.any():
+        raise InputError(
+            f"--group column '{s.name}' has {int(missing.sum())} missing value(s) (rows {_rows(missing)}); "
+            "give every row its group"
+        )
+    return pd.factorize(s.astype(str))[0]
 
 
 def _rows(mask: pd.Series | np.ndarray, limit: int = 5) -> str:

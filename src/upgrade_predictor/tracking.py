@@ -220,6 +220,7 @@ def _table_record(run_dir: Path) -> Record:
             "seed": info.seed,
             "test_size": info.test_size,
             "group_duplicates": info.group_duplicates,
+            "group_column": info.group_column,
             "budget": info.budget,
             "families": extra.get("families"),
             "strategies": extra.get("strategies"),

@@ -34,6 +34,7 @@ class Split:
     group_duplicates: bool
     cv_splits: int
     cv_repeats: int
+    group_column: str | None = None  # --group: rows sharing its value were kept on one side
 
 
 @dataclass(frozen=True)

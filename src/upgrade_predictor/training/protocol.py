@@ -24,6 +24,7 @@ from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold, cross
 from .. import config, evaluation
 from ..bundle import check_signing_key
 from ..console import say, warn
+from ..data_audit import feature_keys
 from ..dataset import Dataset
 from ..errors import InputError
 from ..evaluation import Scores
@@ -36,6 +37,7 @@ from ..models import (
     build_reference,
     calibrated,
     calibration_folds,
+    grouped_calibration_splits,
     supports,
 )
 from ..schema import Schema
@@ -63,6 +65,7 @@ class TrainConfig:
     exclude: list[str] = field(default_factory=list)
     test_size: float = config.TEST_SIZE
     group_duplicates: bool = False
+    group_column: str | None = None  # rows sharing its value stay on one side of every split
     families: list[str] = field(default_factory=lambda: list(config.FAMILIES))
     strategies: list[str] = field(default_factory=lambda: list(config.STRATEGIES))
     objective: str = config.OBJECTIVE
@@ -96,6 +99,10 @@ class TrainConfig:
             raise InputError(f"--objective {self.objective!r}: choose one of {', '.join(ok)}")
         if self.threshold not in ("f1", "profit"):
             raise InputError(f"--threshold {self.threshold!r}: choose f1 or profit")
+        if self.group_column and self.group_duplicates:
+            raise InputError(
+                f"--group {self.group_column} and --group-duplicates: choose one way to keep rows together"
+            )
         if self.sign_key is not None:  # a bad key must fail now, not after an hour of training
             check_signing_key(self.sign_key)
         config.check_number("--seed", self.seed, 0, config.MAX_SEED)
@@ -192,6 +199,14 @@ class CVResult:
 # ---------------------------------------------------------------- split and folds
 
 
+def row_groups(ds: Dataset, cfg: TrainConfig) -> np.ndarray | None:
+    """The group of every row that must stay on one side of the hold-out and every fold: the --group
+    column, or feature-identical rows with --group-duplicates; None when rows split freely."""
+    if cfg.group_column:
+        return ds.groups
+    return feature_keys(ds.X).to_numpy() if cfg.group_duplicates else None
+
+
 def holdout_split(y: np.ndarray, groups: np.ndarray | None, test_size: float, seed: int):
     """Stratified hold-out; the same rows as train_test_split(test_size, random_state=seed, stratify=y)."""
     idx = np.arange(len(y))
@@ -266,8 +281,18 @@ def check_classes(ds: Dataset, groups: np.ndarray | None, cfg: TrainConfig, budg
     if small >= MIN_CLASS_PER_FOLD:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)
-            if _enough_of_each_class(ds.y, groups, cfg.test_size, budget, cfg.seed):
-                return
+            try:
+                if _enough_of_each_class(ds.y, groups, cfg.test_size, budget, cfg.seed):
+                    return
+            except ValueError:  # StratifiedGroupKFold: fewer groups than folds
+                if groups is None:
+                    raise
+                what = f"--group {cfg.group_column}" if cfg.group_column else "--group-duplicates"
+                raise InputError(
+                    f"{what}: {len(np.unique(groups))} groups of rows are too few to hold out "
+                    f"{cfg.test_size:.0%} and cross-validate {budget.cv_splits} ways; "
+                    "group by a finer column, or leave the option out"
+                ) from None
     needs = {
         name: needed_class_rows(ds.n - small, cfg.test_size, b, cfg.seed)
         for name, b in config.BUDGETS.items()
@@ -529,15 +554,25 @@ def platt_oof(oof: np.ndarray, y: np.ndarray, seed: int) -> np.ndarray:
 
 
 def fit_final(
-    cand: Candidate, X_tr, y_tr, X_te, y_te, folds, schema, cfg: TrainConfig, oof: np.ndarray | None = None
+    cand: Candidate,
+    X_tr,
+    y_tr,
+    X_te,
+    y_te,
+    folds,
+    schema,
+    cfg: TrainConfig,
+    oof: np.ndarray | None = None,
+    groups: np.ndarray | None = None,
 ) -> FittedModel:
     """Calibrate if resampling or class weights distort probabilities, pick the threshold on
     out-of-fold predictions (Platt-scaled like the model when it is calibrated), refit on all training
-    rows, then score the test set once."""
+    rows, then score the test set once. `groups` (of the training rows) keep calibration folds grouped."""
     pipe = cand.build(schema, cfg.seed)
     needs_calibration = cand.family != REFERENCE and cand.strategy != "none"
+    splits = None if groups is None else grouped_calibration_splits(y_tr, groups, cfg.seed)
     # The final fit runs alone, so calibration's five fits may use every worker.
-    estimator = calibrated(pipe, cfg.seed, cfg.jobs) if needs_calibration else pipe
+    estimator = calibrated(pipe, cfg.seed, cfg.jobs, splits) if needs_calibration else pipe
     if oof is None:
         first = [f for f in folds if f[0] == 0]
         oof = cross_validate([cand], X_tr, y_tr, first, schema, cfg.seed, cfg.jobs)[cand.key].oof
@@ -758,7 +793,8 @@ def run_protocol(
     clock = clock or RunClock(cfg.time_limit)
     tr, te = holdout_split(ds.y, groups, cfg.test_size, cfg.seed)
     X_tr, y_tr, X_te, y_te = ds.X.iloc[tr], ds.y[tr], ds.X.iloc[te], ds.y[te]
-    folds = cv_folds(y_tr, groups[tr] if groups is not None else None, budget, cfg.seed)
+    g_tr = groups[tr] if groups is not None else None
+    folds = cv_folds(y_tr, g_tr, budget, cfg.seed)
     say(
         console,
         f"split: {len(tr):,} training rows ({budget.cv_splits}-fold CV x {budget.cv_repeats}), "
@@ -779,11 +815,11 @@ def run_protocol(
     chosen = results[board.loc[~board["is_reference"], "key"].iloc[0]]
     say(console, f"chosen: {chosen.candidate.key} (CV {cfg.objective} {chosen.mean(cfg.objective):.4f})")
     with console.status("fitting the chosen model, the reference recipe and the test predictions"):
-        final = fit_final(chosen.candidate, X_tr, y_tr, X_te, y_te, folds, ds.schema, cfg, chosen.oof)
+        final = fit_final(chosen.candidate, X_tr, y_tr, X_te, y_te, folds, ds.schema, cfg, chosen.oof, g_tr)
         ref = None
         if REFERENCE in results:
             r = results[REFERENCE]  # its threshold is the recipe's 0.5: the comparison's OOF will do
-            ref = fit_final(r.candidate, X_tr, y_tr, X_te, y_te, folds, ds.schema, cfg, r.oof)
+            ref = fit_final(r.candidate, X_tr, y_tr, X_te, y_te, folds, ds.schema, cfg, r.oof, g_tr)
         # The same pipeline without the features the audit flagged: the model fit to score today's users.
         leaky = [c for c in leakage_flags if c in ds.schema.names]
         no_leak = nl_cv = schema_nl = None
@@ -794,7 +830,7 @@ def run_protocol(
                 [chosen.candidate], X_tr[keep], y_tr, folds, schema_nl, cfg.seed, cfg.jobs
             )[chosen.candidate.key]
             no_leak = fit_final(
-                chosen.candidate, X_tr[keep], y_tr, X_te[keep], y_te, folds, schema_nl, cfg, nl_cv.oof
+                chosen.candidate, X_tr[keep], y_tr, X_te[keep], y_te, folds, schema_nl, cfg, nl_cv.oof, g_tr
             )
     clock.mark("write")  # the run folder writes its files and bundles after this returns
     limits = Limits(cfg.time_limit, dict(plan.fit_rows), plan.smote_k, dict(plan.left_out), notes)

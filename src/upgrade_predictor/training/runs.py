@@ -16,7 +16,7 @@ from rich.console import Console
 
 from .. import config
 from ..bundle import Bundle, load_bundle, save_bundle, sign_bundle
-from ..data_audit import AuditReport, feature_keys
+from ..data_audit import AuditReport
 from ..dataset import Dataset, load_dataset
 from ..errors import InputError
 from ..files import write_json_atomic
@@ -32,6 +32,7 @@ from .protocol import (
     TrainConfig,
     chosen_of,
     label_of,
+    row_groups,
     run_protocol,
 )
 from .summary import show_results
@@ -60,7 +61,7 @@ def write_run(
     """Run the protocol and write every file of the run folder into `out`."""
     started, started_at = time.perf_counter(), datetime.now().isoformat(timespec="seconds")
     out.chmod(0o755)
-    groups = feature_keys(ds.X).to_numpy() if cfg.group_duplicates else None
+    groups = row_groups(ds, cfg)
     o = run_protocol(ds, report.leakage_flags, cfg, budget, console, groups, storage, clock)
     tr, te = o.train_rows, o.test_rows
     metrics = run_metrics(o, cfg, budget)
@@ -150,6 +151,7 @@ def run_metrics(o: Outcome, cfg: TrainConfig, budget: config.Budget) -> RunMetri
             cfg.group_duplicates,
             budget.cv_splits,
             budget.cv_repeats,
+            cfg.group_column,
         ),
         tuning=o.tuning,
         reference=None
@@ -210,6 +212,7 @@ class RunInfo:
     seed: int = config.SEED
     test_size: float = config.TEST_SIZE
     group_duplicates: bool = False
+    group_column: str | None = None
     budget: str | None = None
     threshold_objective: str = "f1"
     offer_cost: float = config.OFFER_COST
@@ -245,6 +248,7 @@ _TEXTS = (
     "data",
     "target",
     "id_column",
+    "group_column",
     "positive",
     "budget",
     "threshold_objective",
@@ -378,6 +382,7 @@ def load_run(run_dir: str | Path) -> Run:
         categorical=info.categorical,
         exclude=info.exclude,
         positive=info.positive,
+        group_column=info.group_column,
     )
     expected = info.fingerprint or aud.fingerprint
     if expected and expected != ds.fingerprint:

@@ -11,11 +11,11 @@ from pathlib import Path
 from rich.console import Console
 
 from ..console import say
-from ..data_audit import audit, feature_keys
+from ..data_audit import audit
 from ..dataset import load_dataset
 from ..files import check_outputs, replaceable_folder, staged_folder
 from ..parallel import connect, fits_on, study_storage
-from .protocol import RunClock, TrainConfig, check_classes
+from .protocol import RunClock, TrainConfig, check_classes, row_groups
 from .runs import write_run
 from .summary import show_audit
 
@@ -39,9 +39,16 @@ def run_training(
     clock.mark("audit")
     dest = check_out(cfg)
     ds = load_dataset(
-        cfg.data, cfg.target, cfg.id_column, cfg.numeric, cfg.categorical, cfg.exclude, cfg.positive
+        cfg.data,
+        cfg.target,
+        cfg.id_column,
+        cfg.numeric,
+        cfg.categorical,
+        cfg.exclude,
+        cfg.positive,
+        cfg.group_column,
     )
-    check_classes(ds, feature_keys(ds.X).to_numpy() if cfg.group_duplicates else None, cfg, budget)
+    check_classes(ds, row_groups(ds, cfg), cfg, budget)
     report = audit(ds)
     show_audit(console, report)
     with staged_folder(dest) as out:
