@@ -36,21 +36,27 @@ STAGES = ["audit", "comparison", "tuning", "final fit", "write", "report"]
 console = Console(width=200)  # wide tables stay whole when the output goes to a file
 
 
-def resampled(data: Path, rows: int, seed: int = 0) -> Path:
+def resampled(data: Path, rows: int, seed: int = 0, source: str | None = None) -> Path:
     """The real rows drawn with replacement to `rows` rows; minutes and days get a small jitter so
-    copies are not identical (counts stay as drawn, so passed exams never exceed started ones)."""
-    path = OUT / f"ml_{rows}_s{seed}.csv"
+    copies are not identical (counts stay as drawn, so passed exams never exceed started ones).
+
+    With `source`, a column of that name holds each row's source row (the same draws otherwise), so
+    a split grouped by it keeps every copy of a student on one side."""
+    path = OUT / (f"ml_{rows}_s{seed}.csv" if source is None else f"ml_{rows}_s{seed}_{source}.csv")
     if path.exists():
         return path
     src = pd.read_csv(data, keep_default_na=False, na_values=config.NA_VALUES)
     rng = np.random.default_rng(seed)
-    df = src.iloc[rng.integers(0, len(src), rows)].reset_index(drop=True)
+    rows_drawn = rng.integers(0, len(src), rows)
+    df = src.iloc[rows_drawn].reset_index(drop=True)
     for col, digits in (("minutes_watched", 1), ("minutes_spent_on_exams", 2)):
         if col in df:
             df[col] = (df[col] * np.exp(rng.normal(0, 0.05, rows))).round(digits)
     if "days_on_platform" in df:
         top = int(src["days_on_platform"].max())
         df["days_on_platform"] = np.clip(df["days_on_platform"] + rng.integers(-2, 3, rows), 0, top)
+    if source is not None:
+        df.insert(0, source, rows_drawn)
     OUT.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
     df.to_csv(tmp, index=False)
