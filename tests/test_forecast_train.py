@@ -194,3 +194,25 @@ def test_drift_checks_todays_free_users_from_the_events(tmp_path, events_run):
     d = json.loads(report.read_text())
     assert d["rows"] > 50 and d["rows_rejected"] == 0 and d["id_column"] == "user_id"
     assert {f["feature"] for f in d["features"]} >= {"tenure_days", "learning_events"}
+
+
+def test_a_time_limited_events_run_compares_less_and_says_results_may_vary(tmp_path, events_run):
+    folder, _ = events_run
+    cfg = TrainConfig(
+        events=folder,
+        out=tmp_path / "run",
+        budget="quick",
+        report=True,
+        families=["logreg", "gbm"],
+        strategies=["none", "class_weight", "smote"],
+        horizon=14,
+        jobs=1,
+        time_limit=0.01,  # spent on reading the tables: one candidate is compared, none tuned
+    )
+    run = load_forecast_run(train(cfg).dir)
+    assert 1 <= len(run.leaderboard) < 2 * 3 and not run.leaderboard["tuned"].any()
+    notes = run.metrics.notes
+    assert "may vary between machines" in notes[0]
+    assert any("no time was left to tune" in n for n in notes)
+    assert (run.dir / "model.zip").exists() and run.info["time_limit"] == 0.01
+    assert "may vary between machines" in (run.dir / "report.html").read_text()

@@ -32,7 +32,8 @@ from .. import config, evaluation
 from ..console import say
 from ..models import FAMILIES, build_pipeline
 from ..schema import Schema
-from ..training.protocol import Candidate, CVResult, TrainConfig, compare, cv_folds, leaderboard
+from ..training.metrics import Limits
+from ..training.protocol import Candidate, CVResult, RunClock, TrainConfig, compare, cv_folds, leaderboard
 from .design import Design, TimeSplit, rolling_origins
 from .matrix import Matrix
 
@@ -76,6 +77,7 @@ class ForecastOutcome:
     final: Fitted
     baselines: list[str] = field(default_factory=list)
     selection: dict[str, float] = field(default_factory=dict)  # candidate -> log loss on the first origin
+    notes: list[str] = field(default_factory=list)  # what --time-limit cut, one sentence each
 
 
 def sample_rows(y: np.ndarray, idx: np.ndarray, max_rows: int, seed: int) -> np.ndarray:
@@ -207,11 +209,16 @@ def run_forecast_protocol(
     console: Console,
     storage: Any = None,
     aggregated: Callable[[Candidate, TimeSplit], np.ndarray] | None = None,
+    clock: RunClock | None = None,
 ) -> ForecastOutcome:
     """Compare, backtest over rolling origins, choose the recalibration, and fit the deployed model.
 
     `aggregated(candidate, split)`, when given, returns the aggregated-table baseline's probabilities on
-    split.test (computed here, in this process: it reads the event source)."""
+    split.test (computed here, in this process: it reads the event source). `clock`, started with the
+    run, holds cfg.time_limit: the comparison and tuning keep to their shares of it, as in table runs;
+    the backtest and the final fit always run whole."""
+    clock = clock or RunClock(cfg.time_limit)
+    notes = [] if cfg.time_limit is None else [Limits.time_limit_note(cfg.time_limit)]
     y = design.rows["label"].to_numpy().astype(int)
     origins_splits = rolling_origins(design, config.ORIGINS, config.ORIGIN_STEP_DAYS, config.TEST_DAYS)
     test = origins_splits[-1]
@@ -226,7 +233,9 @@ def run_forecast_protocol(
         f"comparing on {len(sub):,} training rows of {len(np.unique(groups)):,} users "
         f"(folds grouped by user; of {len(test.train):,} training rows)",
     )
-    results, tuning = compare(m.X.iloc[sub], y[sub], folds, m.schema, cfg, budget, console, storage)
+    results, tuning = compare(
+        m.X.iloc[sub], y[sub], folds, m.schema, cfg, budget, console, storage, clock=clock, notes=notes
+    )
     board = leaderboard(results, cfg.objective)
     first = origins_splits[0]
     with console.status(f"choosing among the leading families on the period from {first.test_start}"):
@@ -260,7 +269,7 @@ def run_forecast_protocol(
         method = "none"
     names = [k for k in origins[-1].p if not k.startswith("model (")]
     return ForecastOutcome(
-        results, board, tuning, chosen, len(sub), origins, method, cal_scores, final, names, selection
+        results, board, tuning, chosen, len(sub), origins, method, cal_scores, final, names, selection, notes
     )
 
 

@@ -66,6 +66,7 @@ class ForecastMetrics:
     compare_rows: int
     tuning: dict[str, Any] = field(default_factory=dict)
     selection: dict[str, float] = field(default_factory=dict)  # leading candidates' log loss, first origin
+    notes: list[str] = field(default_factory=list)  # what --time-limit means for this run, and what it cut
     kind: str = KIND
 
     def to_dict(self) -> dict[str, Any]:
@@ -96,6 +97,7 @@ class ForecastMetrics:
                 compare_rows=int(d["compare_rows"]),
                 tuning=dict(d.get("tuning") or {}),
                 selection={k: float(v) for k, v in (d.get("selection") or {}).items()},
+                notes=[str(n) for n in d.get("notes") or []],
             )
         except (KeyError, TypeError, ValueError, AttributeError) as e:
             raise InputError(

@@ -23,7 +23,8 @@ from ..files import staged_folder
 from ..parallel import connect, fits_on, study_storage
 from ..profile import reference_profile
 from ..sources.events import EventAudit, EventSource, ident
-from ..training.protocol import TrainConfig, chosen_of
+from ..training.metrics import Limits
+from ..training.protocol import RunClock, TrainConfig, chosen_of
 from ..training.train import check_out
 from .aggregated import aggregated_predictions
 from .backtest import count_interval
@@ -54,8 +55,11 @@ def run_forecast(
     """Train and backtest an upgrade forecast from the event tables in cfg.events; publish the run."""
     console = console or Console(stderr=True)
     budget = cfg.check()
-    started, started_at = time.perf_counter(), datetime.now().isoformat(timespec="seconds")
+    run_clock = RunClock(cfg.time_limit)  # --time-limit counts from here, reading the tables included
+    started, started_at = run_clock.started, datetime.now().isoformat(timespec="seconds")
     dest = check_out(cfg)
+    if cfg.time_limit is not None:
+        warn(console, Limits.time_limit_note(cfg.time_limit))
     events = Path(cfg.events or config.default_events_path())
     timings: dict[str, float] = {}
     clock = time.perf_counter()
@@ -93,6 +97,7 @@ def run_forecast(
                     console,
                     study_storage(client),
                     aggregated=lambda cand, s: aggregated_predictions(source, users, m, cand, s, cfg.seed),
+                    clock=run_clock,
                 )
             lap("compare, tune and backtest")
             today = source.data_end + timedelta(days=1)
@@ -105,6 +110,7 @@ def run_forecast(
                 "budget": cfg.budget,
                 "seed": cfg.seed,
                 "horizon": cfg.horizon,
+                "time_limit": cfg.time_limit,
                 "offer_cost": cfg.offer_cost,
                 "upgrade_value": cfg.upgrade_value,
                 "data_end": source.data_end.isoformat(),
@@ -193,6 +199,7 @@ def _write(
         compare_rows=o.compare_rows,
         tuning=o.tuning,
         selection=o.selection,
+        notes=o.notes,
     )
     meta = {
         "schema": m.schema.to_dict(),
@@ -374,3 +381,5 @@ def show_forecast(console: Console, m: ForecastMetrics) -> None:
             f"{m.policy.upgrade_value:g}: send none; an offer would have to cost under "
             f"{m.policy.break_even_cost:.2f} to pay",
         )
+    if m.notes:  # the time limit's note: the run's results are this machine's
+        warn(console, m.notes[0])
