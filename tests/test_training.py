@@ -343,6 +343,20 @@ def test_group_column_keeps_each_users_rows_together_and_is_no_feature(tmp_path,
     assert m["grouped"]["test"]["roc_auc"] < 0.65 and m["grouped"]["cv"]["roc_auc_mean"] < 0.65
 
 
+def test_the_audit_suggests_group_when_an_id_repeats(tmp_path):
+    from upgrade_predictor.data_audit import audit
+    from upgrade_predictor.dataset import load_dataset
+
+    _repeated_users(60, copies=2).to_csv(tmp_path / "d.csv", index=False)
+    free = audit(load_dataset(tmp_path / "d.csv", id_column="user"))
+    assert any(
+        "60 values of the id column user have more than one row (120 rows)" in w for w in free.warnings
+    )
+    assert any("--group user" in w for w in free.warnings)
+    grouped = audit(load_dataset(tmp_path / "d.csv", id_column="user", group_column="user"))
+    assert not any("id column" in w for w in grouped.warnings)
+
+
 @pytest.mark.parametrize(
     "change,options,message",
     [

@@ -14,6 +14,7 @@ from . import config
 from .dataset import Dataset
 from .errors import InputError
 from .schema import MISSING_CATEGORY
+from .sources.tables import shown_name
 
 # ------------------------------------------------------------------ the typed result (audit.json)
 
@@ -234,6 +235,15 @@ def audit(ds: Dataset) -> AuditReport:
             f"{len(conflicting)} groups of feature-identical rows ({n_conflict_rows} rows) carry "
             "both labels: no model can separate them"
         )
+    if ds.ids is not None and ds.groups is None:
+        repeated = ds.ids[ds.ids.notna()].duplicated(keep=False)
+        if repeated.any():
+            name = shown_name(ds.schema.id_column or str(ds.ids.name))
+            warnings.append(
+                f"{int(ds.ids[ds.ids.notna()][repeated].nunique())} values of the id column {name} have more "
+                f"than one row ({int(repeated.sum())} rows); a random split puts one id's rows on both "
+                f"sides, so pass --group {name} if they belong to one user"
+            )
     positives = int(y.sum())
     share = positives / len(y)
     if share < 0.2:
