@@ -355,6 +355,14 @@ def test_the_audit_suggests_group_when_an_id_repeats(tmp_path):
     assert any("--group user" in w for w in free.warnings)
     grouped = audit(load_dataset(tmp_path / "d.csv", id_column="user", group_column="user"))
     assert not any("id column" in w for w in grouped.warnings)
+    frame = _repeated_users(60, copies=2)
+    frame = pd.concat([frame, frame.head(3)], ignore_index=True)  # three exact copies
+    frame.to_csv(tmp_path / "e.csv", index=False)
+    warned = {
+        g: next(w for w in audit(load_dataset(tmp_path / "e.csv", group_column=g)).warnings if "exact" in w)
+        for g in (None, "user")
+    }
+    assert "--group-duplicates" in warned[None] and "unless they share a --group value" in warned["user"]
 
 
 @pytest.mark.parametrize(

@@ -226,9 +226,13 @@ def audit(ds: Dataset) -> AuditReport:
 
     n_dupes = int(pd.Series(full).duplicated().sum())
     if n_dupes:
-        warnings.append(
-            f"{n_dupes} rows are exact duplicates of another row; a random split puts copies on "
+        hint = (
             "both sides (use --group-duplicates to keep them together)"
+            if ds.groups is None
+            else "both sides unless they share a --group value"
+        )
+        warnings.append(
+            f"{n_dupes} rows are exact duplicates of another row; a random split puts copies on {hint}"
         )
     if len(conflicting):
         warnings.append(
