@@ -15,21 +15,24 @@ from upgrade_predictor.bundle import load_bundle
 from upgrade_predictor.forecast.runs import load_forecast_run
 
 
+def events_config(folder, out, **changes) -> TrainConfig:
+    """A quick, one-job events run with a 14-day horizon; `changes` override any field."""
+    settings = {
+        "budget": "quick",
+        "report": False,
+        "families": ["logreg", "gbm"],
+        "strategies": ["none", "class_weight"],
+        "horizon": 14,
+        "jobs": 1,
+    }
+    return TrainConfig(events=folder, out=out, **{**settings, **changes})
+
+
 @pytest.fixture(scope="module")
 def events_run(tmp_path_factory) -> tuple:
     root = tmp_path_factory.mktemp("events")
     folder = synthetic_events(root / "tables", n_users=900, seed=3)
-    cfg = TrainConfig(
-        events=folder,
-        out=root / "run",
-        budget="quick",
-        report=False,
-        families=["logreg", "gbm"],
-        strategies=["none", "class_weight"],
-        horizon=14,
-        jobs=1,
-    )
-    return folder, train(cfg).dir
+    return folder, train(events_config(folder, root / "run")).dir
 
 
 def test_events_run_writes_a_complete_typed_folder(events_run):
@@ -69,17 +72,13 @@ def test_backtest_origins_are_in_time_order_with_a_gap(events_run):
 def test_the_policy_never_offers_at_a_loss(tmp_path, events_run):
     folder, _ = events_run
     # An offer that costs more than an upgrade is worth can never pay: the run must say "send none".
-    cfg = TrainConfig(
-        events=folder,
-        out=tmp_path / "dear",
-        budget="quick",
-        report=False,
+    cfg = events_config(
+        folder,
+        tmp_path / "dear",
         families=["gbm"],
         strategies=["none"],
-        horizon=14,
         offer_cost=150.0,
         upgrade_value=100.0,
-        jobs=1,
     )
     m = load_forecast_run(train(cfg).dir).metrics
     assert not m.policy.pays and m.forecast.offers == 0
@@ -198,15 +197,11 @@ def test_drift_checks_todays_free_users_from_the_events(tmp_path, events_run):
 
 def test_a_time_limited_events_run_compares_less_and_says_results_may_vary(tmp_path, events_run):
     folder, _ = events_run
-    cfg = TrainConfig(
-        events=folder,
-        out=tmp_path / "run",
-        budget="quick",
+    cfg = events_config(
+        folder,
+        tmp_path / "run",
         report=True,
-        families=["logreg", "gbm"],
         strategies=["none", "class_weight", "smote"],
-        horizon=14,
-        jobs=1,
         time_limit=0.01,  # spent on reading the tables: one candidate is compared, none tuned
     )
     run = load_forecast_run(train(cfg).dir)

@@ -240,13 +240,14 @@ def audit(ds: Dataset) -> AuditReport:
             "both labels: no model can separate them"
         )
     if ds.ids is not None and ds.groups is None:
-        repeated = ds.ids[ds.ids.notna()].duplicated(keep=False)
-        if repeated.any():
-            name = shown_name(ds.schema.id_column or str(ds.ids.name))
+        known = ds.ids.dropna()
+        repeated = known[known.duplicated(keep=False)]
+        if len(repeated):
+            name = shown_name(ds.ids.name)
             warnings.append(
-                f"{int(ds.ids[ds.ids.notna()][repeated].nunique())} values of the id column {name} have more "
-                f"than one row ({int(repeated.sum())} rows); a random split puts one id's rows on both "
-                f"sides, so pass --group {name} if they belong to one user"
+                f"{repeated.nunique()} values of the id column {name} have more than one row "
+                f"({len(repeated)} rows); a random split puts one id's rows on both sides, so pass "
+                f"--group {name} if they belong to one user"
             )
     positives = int(y.sum())
     share = positives / len(y)

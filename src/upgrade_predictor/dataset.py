@@ -179,7 +179,7 @@ def load_dataset(
         )
     y, pos, neg = parse_target(df[target], positive)
     ids = df[id_column].copy() if id_column else None
-    groups = split_groups(df[group_column]) if group_column else None
+    groups = group_codes(df[group_column]) if group_column else None
     features = df.drop(columns=[target, *kept_out, *(c for c in exclude if c not in kept_out)])
     # Columns with one value carry no signal; a column of nothing but missing cells neither.
     useless = [c for c in features.columns if features[c].nunique(dropna=True) <= 1]
@@ -197,7 +197,7 @@ def load_dataset(
     )
 
 
-def split_groups(s: pd.Series) -> np.ndarray:
+def group_codes(s: pd.Series) -> np.ndarray:
     """The --group column as integer group codes; a missing cell is refused, since it would either
     tie unrelated rows together or let related ones split."""
     missing = s.isna()

@@ -29,7 +29,7 @@ from sklearn.frozen import FrozenEstimator
 from sklearn.model_selection import train_test_split
 
 from .. import config, evaluation
-from ..console import say
+from ..console import say, warn
 from ..models import FAMILIES, build_pipeline
 from ..schema import Schema
 from ..training.metrics import Limits
@@ -218,7 +218,10 @@ def run_forecast_protocol(
     run, holds cfg.time_limit: the comparison and tuning keep to their shares of it, as in table runs;
     the backtest and the final fit always run whole."""
     clock = clock or RunClock(cfg.time_limit)
-    notes = [] if cfg.time_limit is None else [Limits.time_limit_note(cfg.time_limit)]
+    notes: list[str] = []
+    if cfg.time_limit is not None:
+        notes.append(Limits.time_limit_note(cfg.time_limit))
+        warn(console, notes[-1])
     y = design.rows["label"].to_numpy().astype(int)
     origins_splits = rolling_origins(design, config.ORIGINS, config.ORIGIN_STEP_DAYS, config.TEST_DAYS)
     test = origins_splits[-1]

@@ -23,7 +23,6 @@ from ..files import staged_folder
 from ..parallel import connect, fits_on, study_storage
 from ..profile import reference_profile
 from ..sources.events import EventAudit, EventSource, ident
-from ..training.metrics import Limits
 from ..training.protocol import RunClock, TrainConfig, chosen_of
 from ..training.train import check_out
 from .aggregated import aggregated_predictions
@@ -58,8 +57,6 @@ def run_forecast(
     run_clock = RunClock(cfg.time_limit)  # --time-limit counts from here, reading the tables included
     started, started_at = run_clock.started, datetime.now().isoformat(timespec="seconds")
     dest = check_out(cfg)
-    if cfg.time_limit is not None:
-        warn(console, Limits.time_limit_note(cfg.time_limit))
     events = Path(cfg.events or config.default_events_path())
     timings: dict[str, float] = {}
     clock = time.perf_counter()

@@ -570,9 +570,11 @@ def fit_final(
     rows, then score the test set once. `groups` (of the training rows) keep calibration folds grouped."""
     pipe = cand.build(schema, cfg.seed)
     needs_calibration = cand.family != REFERENCE and cand.strategy != "none"
-    splits = None if groups is None else grouped_calibration_splits(y_tr, groups, cfg.seed)
-    # The final fit runs alone, so calibration's five fits may use every worker.
-    estimator = calibrated(pipe, cfg.seed, cfg.jobs, splits) if needs_calibration else pipe
+    estimator = pipe
+    if needs_calibration:
+        splits = None if groups is None else grouped_calibration_splits(y_tr, groups, cfg.seed)
+        # The final fit runs alone, so calibration's five fits may use every worker.
+        estimator = calibrated(pipe, cfg.seed, cfg.jobs, splits)
     if oof is None:
         first = [f for f in folds if f[0] == 0]
         oof = cross_validate([cand], X_tr, y_tr, first, schema, cfg.seed, cfg.jobs)[cand.key].oof

@@ -32,7 +32,6 @@ from .protocol import (
     TrainConfig,
     chosen_of,
     label_of,
-    row_groups,
     run_protocol,
 )
 from .summary import show_results
@@ -57,11 +56,12 @@ def write_run(
     console: Console,
     storage: Any = None,
     clock: RunClock | None = None,
+    groups: np.ndarray | None = None,
 ) -> RunMetrics:
-    """Run the protocol and write every file of the run folder into `out`."""
+    """Run the protocol and write every file of the run folder into `out`; `groups` (row_groups) keep
+    rows together in every split."""
     started, started_at = time.perf_counter(), datetime.now().isoformat(timespec="seconds")
     out.chmod(0o755)
-    groups = row_groups(ds, cfg)
     o = run_protocol(ds, report.leakage_flags, cfg, budget, console, groups, storage, clock)
     tr, te = o.train_rows, o.test_rows
     metrics = run_metrics(o, cfg, budget)

@@ -48,13 +48,14 @@ def run_training(
         cfg.positive,
         cfg.group_column,
     )
-    check_classes(ds, row_groups(ds, cfg), cfg, budget)
+    groups = row_groups(ds, cfg)  # hashed once: the class check and the protocol split by the same groups
+    check_classes(ds, groups, cfg, budget)
     report = audit(ds)
     show_audit(console, report)
     with staged_folder(dest) as out:
         with connect(cfg.dask) as client, fits_on(client) as n_jobs:
             run_cfg = replace(cfg, jobs=n_jobs or cfg.jobs)
-            write_run(out, ds, report, run_cfg, budget, console, study_storage(client), clock)
+            write_run(out, ds, report, run_cfg, budget, console, study_storage(client), clock, groups)
         if finish is not None:
             clock.mark("report")
             finish(out, dest.name)
