@@ -30,11 +30,13 @@ chromium:
 	@command -v chromium >/dev/null 2>&1 || { $(SUDO) apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium >/dev/null; }
 
-# Lint and types are part of the suite: a change that breaks them fails like a failing test.
+# Lint, types and the one-way import layers (pyproject's [tool.importlinter]) are part of the suite:
+# a change that breaks them fails like a failing test.
 test: $(VENV)/.dev-installed chromium
 	$(BIN)/ruff format --check src tests benchmarks
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 	$(BIN)/pytest
 
 bench: $(VENV)/.dev-installed

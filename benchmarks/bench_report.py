@@ -31,13 +31,13 @@ from rich.console import Console
 from rich.table import Table
 
 from upgrade_predictor import api, config
-from upgrade_predictor.training.protocol import TrainConfig
+from upgrade_predictor.api import TrainConfig
+from upgrade_predictor.models import FAMILIES
 
 console = Console()
 OUT = Path(__file__).resolve().parent / "out" / "report"
 ROOT = Path(__file__).resolve().parents[1]
 BAR_S = 15.0
-FAMILIES = ["logreg", "knn", "svm", "tree", "forest", "gbm"]
 # The quick budget without tuning: the report is timed on each family's default (largest) model.
 BENCH_BUDGET = dataclasses.replace(config.BUDGETS["quick"], name="bench", tune_families=0)
 

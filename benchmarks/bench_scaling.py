@@ -143,8 +143,9 @@ class TreeMonitor:
 
 def child(csv: Path, budget: str, out: Path, report: bool, time_limit: float | None) -> None:
     """One run in this (fresh) process; writes a Measure as JSON."""
+    from upgrade_predictor.api import TrainConfig
     from upgrade_predictor.api import report as build_report
-    from upgrade_predictor.training.protocol import RunClock, TrainConfig
+    from upgrade_predictor.training.clock import RunClock
     from upgrade_predictor.training.train import run_training
 
     rows = sum(1 for _ in csv.open()) - 1

@@ -23,7 +23,7 @@ from sklearn.svm import SVC
 from upgrade_predictor.api import TrainConfig, train
 from upgrade_predictor.dataset import load_dataset
 from upgrade_predictor.models import build_pipeline
-from upgrade_predictor.training.protocol import holdout_split
+from upgrade_predictor.training.splits import holdout_split
 
 console = Console()
 
@@ -71,7 +71,9 @@ def budgets(data: Path | None, names: list[str]) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for name in names:
             start = time.perf_counter()
-            out = train(TrainConfig(data=data, budget=name, out=Path(tmp) / name), Console(quiet=True))
+            out = train(
+                TrainConfig(data=data, budget=name, out=Path(tmp) / name), console=Console(quiet=True)
+            ).dir
             wall = time.perf_counter() - start
             m = json.loads((out / "metrics.json").read_text())
             ref = m.get("reference", {}).get("test", {})

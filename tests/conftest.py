@@ -140,7 +140,7 @@ def fit_bundle(
 ):
     """Fit a small pipeline on a synthetic frame and save it as training does (metadata as a dict);
     return the bundle's path and the fitted estimator."""
-    from upgrade_predictor import bundle, dataset, models, profile
+    from upgrade_predictor import bundle, calibration, dataset, models, profile
 
     folder.mkdir(parents=True, exist_ok=True)
     frame = synthetic_frame(n, seed=1).rename(columns=rename or {})
@@ -150,7 +150,7 @@ def fit_bundle(
     frame.to_csv(csv, index=False)
     ds = dataset.load_dataset(csv, id_column=id_column)
     pipe = models.build_pipeline(ds.schema, family, strategy)
-    est = models.calibrated(pipe) if calibrate else pipe
+    est = calibration.calibrated(pipe) if calibrate else pipe
     est.fit(ds.X, ds.y)
     p = est.predict_proba(ds.X)[:, 1]
     meta = {
@@ -166,7 +166,7 @@ def fit_bundle(
             "rows": ds.n,
             "positive_share": float(ds.y.mean()),
         },
-        "reference_profile": profile.reference_profile(ds.X, p, ds.schema),
+        "reference_profile": profile.reference_profile(ds.X, p, ds.schema).to_dict(),
     }
     name = f"{family}_{strategy}{'_cal' if calibrate else ''}.zip"
     return bundle.save_bundle(folder / name, est, meta, ""), est

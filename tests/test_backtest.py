@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import date
+
 import numpy as np
 import pytest
 from scipy.special import expit, logit
@@ -17,6 +19,8 @@ from upgrade_predictor.forecast.backtest import (
     slice_metrics,
     top_decile_lift,
 )
+from upgrade_predictor.forecast.design import TimeSplit
+from upgrade_predictor.forecast.protocol import AGGREGATED, OriginResult, model_key
 
 Z95 = 1.959964
 
@@ -161,3 +165,13 @@ def test_recalibration_refuses_bad_input() -> None:
         recalibrate([0.1, 0.2], [0, 0], [0.3])
     with pytest.raises(InputError, match="unknown"):
         recalibrate([0.1, 0.2], [0, 1], [0.3], method="isotonic")
+
+
+def test_an_origin_tells_the_models_predictions_from_the_baselines() -> None:
+    day = date(2022, 1, 1)
+    split = TimeSplit(np.arange(3), np.arange(3, 5), day, day, day, day, 30)
+    p = {model_key("none"): np.zeros(2), model_key("sigmoid"): np.ones(2)}
+    p.update({"base rate": np.full(2, 0.1), AGGREGATED: np.full(2, 0.2)})
+    origin = OriginResult(split, p, np.zeros(2), {}, 3)
+    assert origin.model("sigmoid") is p[model_key("sigmoid")]
+    assert list(origin.baselines()) == ["base rate", AGGREGATED]

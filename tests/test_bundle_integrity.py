@@ -22,9 +22,9 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from conftest import fit_bundle, synthetic_frame
 from test_bundle import _rewrite, new_users
 from upgrade_predictor import bundle
+from upgrade_predictor.api import TrainConfig
 from upgrade_predictor.errors import InputError
 from upgrade_predictor.scoring.scorer import Scorer
-from upgrade_predictor.training.protocol import TrainConfig
 from upgrade_predictor.training.train import run_training
 
 GIB = 1 << 30

@@ -109,7 +109,7 @@ def test_gzipped_csv_reads_like_plain_whatever_its_name(tmp_path):
 
 
 def test_input_files_takes_parts_in_name_order_and_skips_bookkeeping(tmp_path):
-    from upgrade_predictor.sources.tables import input_files
+    from upgrade_predictor.sources.inputs import input_files
 
     df = synthetic_frame(30)
     for name in ("b.csv", "a.csv", "c.csv.gz"):

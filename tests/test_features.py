@@ -1,5 +1,9 @@
+"""The feature steps: ratios, clipping, rare codes, and scikit-learn's estimator checks."""
+
 import numpy as np
 import pandas as pd
+import pytest
+from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from conftest import synthetic_frame
 from upgrade_predictor.dataset import coerce, infer_kinds
@@ -53,3 +57,17 @@ def test_unseen_and_rare_countries_are_scored_by_every_family():
     np.testing.assert_array_equal(coded[0], coded[1])
     np.testing.assert_array_equal(coded[0], coded[4])
     assert not np.array_equal(coded[0], coded[2])
+
+
+@parametrize_with_checks([EngagementFeatures(), QuantileClipper()])
+def test_custom_transformers_pass_the_scikit_learn_estimator_checks(estimator, check):
+    # Every check applies: both accept frames and dense numeric arrays, and keep missing cells.
+    check(estimator)
+
+
+def test_engagement_features_refuse_columns_other_than_those_fitted():
+    X, _, _ = _xy(50)
+    step = EngagementFeatures().fit(X)
+    assert list(step.transform(X).columns) == list(step.get_feature_names_out())
+    with pytest.raises(ValueError, match="feature names"):
+        step.transform(X[X.columns[::-1]])

@@ -19,7 +19,7 @@ from upgrade_predictor.forecast.design import (
     time_split,
     users_from_tables,
 )
-from upgrade_predictor.training.protocol import cv_folds
+from upgrade_predictor.training.splits import cv_folds
 
 REG = date(2022, 3, 1)
 

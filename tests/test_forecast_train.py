@@ -209,5 +209,5 @@ def test_a_time_limited_events_run_compares_less_and_says_results_may_vary(tmp_p
     notes = run.metrics.notes
     assert "may vary between machines" in notes[0]
     assert any("no time was left to tune" in n for n in notes)
-    assert (run.dir / "model.zip").exists() and run.info["time_limit"] == 0.01
+    assert (run.dir / "model.zip").exists() and run.info.time_limit == 0.01
     assert "may vary between machines" in (run.dir / "report.html").read_text()

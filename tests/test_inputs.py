@@ -17,9 +17,9 @@ import pyarrow.parquet as pq
 import pytest
 
 from conftest import make_bundle, run_cli, synthetic_frame, users_frame
-from upgrade_predictor import features, profile
+from upgrade_predictor import drift, features, profile
 from upgrade_predictor.schema import Column, Schema
-from upgrade_predictor.sources.tables import EXCERPT_CHARS, excerpt
+from upgrade_predictor.sources.messages import EXCERPT_CHARS, excerpt
 
 TRAIN = ["train", "--budget", "quick", "--families", "tree", "--strategies", "none", "--no-report"]
 MESSAGE_LIMIT = 600  # characters of one error message: a sentence, never a dump of the file
@@ -277,12 +277,12 @@ def test_drift_psi_counts_missing_cells_and_is_never_nan():
     schema = Schema([Column("a", "numeric", nullable=True, minimum=0.0, maximum=9.0)], "y", "1", "0")
     train = pd.DataFrame({"a": np.r_[np.arange(10.0).repeat(10), [np.nan] * 10]})
     ref = profile.reference_profile(train, np.linspace(0, 1, len(train)), schema)
-    tally = profile.Tally(ref, schema)
+    tally = drift.Tally(ref, schema)
     tally.add(pd.DataFrame({"a": [np.nan] * 50}), np.full(50, 0.5))  # the column went missing
     report = tally.report()
-    psi = report["features"][0]["psi"]
-    assert np.isfinite(psi) and psi >= profile.PSI_ALERT and report["drifted"]
-    json.dumps(report, allow_nan=False)
+    psi = report.features[0].psi
+    assert psi is not None and np.isfinite(psi) and psi >= drift.PSI_ALERT and report.drifted
+    json.dumps(report.to_dict(), allow_nan=False)
 
 
 # --- run folders ----------------------------------------------------------------------------------------

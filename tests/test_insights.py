@@ -11,11 +11,23 @@ import pandas as pd
 import pytest
 from sklearn.model_selection import StratifiedKFold, cross_val_predict, train_test_split
 
-from upgrade_predictor import bundle, config, data_audit, dataset, evaluation, features, models
+from upgrade_predictor import bundle, config, data_audit, dataset, evaluation, features, models, targeting
 from upgrade_predictor.errors import InputError
-from upgrade_predictor.files import write_json_atomic
-from upgrade_predictor.reporting import drivers, insights, segments
+from upgrade_predictor.reporting import (
+    drivers,
+    insights,
+    odds,
+    permutation,
+    sampling,
+    segments,
+    shap_values,
+    tree_rules,
+)
+from upgrade_predictor.reporting.partial_dependence import pdp_curves
+from upgrade_predictor.runs.folder import RunWriter
+from upgrade_predictor.sampling import stratified_rows
 from upgrade_predictor.training import runs
+from upgrade_predictor.training.info import TableRunInfo
 from upgrade_predictor.training.metrics import Chosen, NoLeak, Reference, RunMetrics, Split, Threshold
 
 LEAKY = "days_on_platform"
@@ -27,8 +39,9 @@ def fabricate_run(
     families=(("gbm", "none"), ("gbm", "class_weight")),
     chosen_family: str = "gbm",
 ) -> Path:
-    """A small run folder following the training contract (only what the report reads); the chosen
-    model and the one without the flagged columns are `chosen_family` without resampling."""
+    """A small run folder written by the run folder's writer and typed records (only what the report
+    reads); the chosen model and the one without the flagged columns are `chosen_family` without
+    resampling."""
     out.mkdir(parents=True, exist_ok=True)
     path = Path(path or config.default_data_path())
     ds = dataset.load_dataset(path)
@@ -66,11 +79,12 @@ def fabricate_run(
         )
     board = pd.DataFrame(rows).sort_values("pr_auc_mean", ascending=False)
     board["rank"] = np.arange(1, len(board) + 1)
-    board.to_csv(out / "leaderboard.csv", index=False)
+    w = RunWriter(out)
+    w.frame("leaderboard.csv", board)
 
     chosen = f"{chosen_family}/none"
     pipe = models.build_pipeline(ds.schema, chosen_family, "none").fit(Xtr, ytr)
-    thr = evaluation.choose_threshold(ytr, oof[chosen])
+    thr = targeting.choose_threshold(ytr, oof[chosen])
     p_all = pipe.predict_proba(ds.X)[:, 1]
     ref = models.build_reference().fit(Xtr, ytr)
     schema_nl = ds.schema.without(flagged)
@@ -78,7 +92,7 @@ def fabricate_run(
     nl = models.build_pipeline(schema_nl, chosen_family, "none")
     oof_nl = cross_val_predict(nl, Xtr[keep], ytr, cv=cv, method="predict_proba")[:, 1]
     nl.fit(Xtr[keep], ytr)
-    thr_nl = evaluation.choose_threshold(ytr, oof_nl)
+    thr_nl = targeting.choose_threshold(ytr, oof_nl)
     p_nl = nl.predict_proba(ds.X[keep])[:, 1]
 
     pred = pd.DataFrame(
@@ -97,9 +111,9 @@ def fabricate_run(
     pred.loc[tr, "oof"] = oof[chosen]
     pred.loc[tr, "oof_no_leak"] = oof_nl
     pred.loc[te, "p_reference"] = ref.predict_proba(Xte)[:, 1]
-    pred.to_parquet(out / "predictions.parquet")
+    w.frame("predictions.parquet", pred)
     cvp = pd.DataFrame({"row": tr, "y": ytr, **oof})
-    cvp.to_parquet(out / "cv_predictions.parquet")
+    w.frame("cv_predictions.parquet", cvp)
 
     cv_of = board.set_index("key").filter(regex="_(mean|sd)$")
     fam = models.FAMILIES[chosen_family]
@@ -126,25 +140,10 @@ def fabricate_run(
         if flagged
         else None,
     )
-    write_json_atomic(out / "metrics.json", metrics.to_dict())
-    write_json_atomic(out / "audit.json", rep.to_dict())
-    write_json_atomic(
-        out / "run.json",
-        {
-            "data": str(path),
-            "target": config.TARGET,
-            "id_column": None,
-            "seed": config.SEED,
-            "budget": "quick",
-            "test_size": 0.2,
-            "exclude": [],
-            "group_duplicates": False,
-            "threshold_objective": "f1",
-            "offer_cost": config.OFFER_COST,
-            "upgrade_value": config.UPGRADE_VALUE,
-            "duration_s": 1.0,
-        },
-    )
+    w.json("metrics.json", metrics.to_dict())
+    w.json("audit.json", rep.to_dict())
+    info = TableRunInfo(data=str(path), budget="quick", seed=config.SEED, test_size=0.2, duration_s=1.0)
+    w.json("run.json", info.to_dict())
     meta = {
         "schema": ds.schema.to_dict(),
         "threshold": thr,
@@ -155,12 +154,11 @@ def fabricate_run(
         "label": chosen_family,
         "excluded": [],
     }
-    bundle.save_bundle(out / "model.zip", pipe, meta, "card")
-    bundle.save_bundle(
-        out / "model_no_leak.zip",
+    w.bundle("model.zip", pipe, meta)
+    w.bundle(
+        "model_no_leak.zip",
         nl,
         {**meta, "schema": schema_nl.to_dict(), "threshold": thr_nl, "excluded": flagged},
-        "card",
     )
     return out
 
@@ -217,7 +215,7 @@ def test_shap_by_column_adds_up_to_the_model_margin():
     schema = Schema.infer(X, kinds, "y", "1", "0", None)
     pipe = models.build_pipeline(schema, "gbm", "none", {"n_estimators": 60}).fit(X, y)
     b = Bundle(pipe, {"family": "gbm", "schema": schema.to_dict(), "threshold": 0.5}, "")
-    out = drivers.shap_by_column(b, X, seed=1, rows=300)
+    out = shap_values.shap_by_column(b, X, seed=1, rows=300)
     assert out.values.shape == (300, 4) and out.columns == list(X.columns)
     import shap
 
@@ -241,7 +239,7 @@ def test_logit_table_recovers_a_known_odds_ratio():
     n = 20000
     X = pd.DataFrame({"a": rng.exponential(20, n), "noise": rng.exponential(5, n)})
     y = (rng.random(n) < 1 / (1 + np.exp(-(-3 + 0.8 * np.log2(1 + X["a"]))))).astype(int)
-    out = drivers.logit_table(X, y.to_numpy(), ["a", "noise"])
+    out = odds.logit_table(X, y.to_numpy(), ["a", "noise"])
     t = out.table.set_index("name")
     assert list(t.index) == ["const", "a", "noise"]
     assert t.loc["a", "low"] <= np.exp(0.8) <= t.loc["a", "high"]
@@ -253,7 +251,7 @@ def test_tree_rules_find_the_planted_threshold():
     rng = np.random.default_rng(4)
     X = pd.DataFrame({"x": rng.uniform(0, 10, 4000), "z": rng.uniform(0, 10, 4000)})
     y = ((X["x"] > 7) & (rng.random(4000) < 0.8)).astype(int).to_numpy()
-    out = drivers.tree_rules(X[:3000], y[:3000], X[3000:], y[3000:], ["x", "z"], seed=0, depth=1)
+    out = tree_rules.tree_rules(X[:3000], y[:3000], X[3000:], y[3000:], ["x", "z"], seed=0, depth=1)
     assert len(out.table) == 2
     best = out.table.iloc[0]
     assert best["rule"].startswith("x > ") and abs(float(best["rule"][4:]) - 7) < 0.2
@@ -296,18 +294,16 @@ def _bundle(pipe, schema, family):
 def test_lightgbm_pred_contrib_equals_shaps_tree_explainer():
     import shap
 
-    from upgrade_predictor.scoring.scorer import Scorer
-
     X, y = synthetic(2000, seed=2)
     schema = _schema(X)
     pipe = models.build_pipeline(schema, "gbm", "none", {"n_estimators": 40}).fit(X, y)
-    out = drivers.shap_by_column(_bundle(pipe, schema, "gbm"), X, seed=3, rows=400, y=y)
+    out = shap_values.shap_by_column(_bundle(pipe, schema, "gbm"), X, seed=3, rows=400, y=y)
     assert out.method.startswith("LightGBM's own TreeSHAP (pred_contrib")
     model = pipe.steps[-1][1]
     Z = pipe[:-1].transform(out.X)
     exact = np.asarray(shap.TreeExplainer(model, feature_perturbation="tree_path_dependent").shap_values(Z))
     exact = exact[..., 1] if exact.ndim == 3 else exact
-    weights = features.source_weights(Scorer.encoded_names(pipe), list(X.columns), ["country"])
+    weights = features.source_weights(features.encoded_names(pipe), list(X.columns), ["country"])
     # The fast path is exact: the same values as shap's own TreeSHAP, summed back to the same columns.
     np.testing.assert_allclose(out.values, exact @ weights, atol=1e-6)
 
@@ -316,7 +312,7 @@ def test_linear_shap_of_logistic_regression_adds_up_to_its_log_odds():
     X, y = synthetic(1500, seed=4)
     schema = _schema(X)
     pipe = models.build_pipeline(schema, "logreg", "none").fit(X, y)
-    out = drivers.shap_by_column(_bundle(pipe, schema, "logreg"), X, seed=0, rows=200, y=y)
+    out = shap_values.shap_by_column(_bundle(pipe, schema, "logreg"), X, seed=0, rows=200, y=y)
     assert out.units == "log-odds" and out.rows == 200 and "200 of 1,500" in out.method
     margin = pipe.decision_function(out.X)
     average = pipe.decision_function(X).mean()  # linear: the margin of the average row is the average margin
@@ -326,9 +322,9 @@ def test_linear_shap_of_logistic_regression_adds_up_to_its_log_odds():
 
 def test_stratified_rows_keep_the_label_share():
     y = np.r_[np.ones(200), np.zeros(1800)].astype(int)
-    keep = drivers.stratified_rows(y, 500, seed=1)
+    keep = stratified_rows(y, 500, seed=1)
     assert len(keep) == len(np.unique(keep)) == 500 and y[keep].sum() == 50
-    assert list(drivers.stratified_rows(y, 5000, seed=1)) == list(range(2000))
+    assert list(stratified_rows(y, 5000, seed=1)) == list(range(2000))
 
 
 def test_permutation_importance_and_partial_dependence_equal_sklearns():
@@ -336,11 +332,11 @@ def test_permutation_importance_and_partial_dependence_equal_sklearns():
 
     X, y = synthetic(1200, seed=6)
     pipe = models.build_pipeline(_schema(X), "gbm", "none", {"n_estimators": 30}).fit(X, y)
-    ours = drivers.permutation_table(pipe, X, y, seed=3).set_index("name").loc[X.columns]
+    ours = permutation.permutation_table(pipe, X, y, seed=3).set_index("name").loc[X.columns]
     theirs = permutation_importance(pipe, X, y, scoring="average_precision", n_repeats=3, random_state=3)
     np.testing.assert_allclose(ours["importance"], theirs.importances_mean, atol=1e-12)
     np.testing.assert_allclose(ours["sd"], theirs.importances_std, atol=1e-12)
-    for curve in drivers.pdp_curves(pipe, X, ["minutes_watched", "courses_started"], seed=0, rows=len(X)):
+    for curve in pdp_curves(pipe, X, ["minutes_watched", "courses_started"], seed=0, rows=len(X)):
         r = partial_dependence(
             pipe,
             X,
@@ -365,7 +361,7 @@ def test_a_forest_of_deep_trees_is_explained_on_a_sample_its_size_buys(monkeypat
     assert isinstance(forest, RandomForestClassifier)
     nodes = sum(t.tree_.node_count for t in forest.estimators_)
     monkeypatch.setattr(config, "REPORT_SHAP_SECONDS", 40 * nodes * config.REPORT_TREESHAP_NODE_SECONDS)
-    out = drivers.shap_by_column(_bundle(pipe, schema, "forest"), X, seed=0, y=y)
+    out = shap_values.shap_by_column(_bundle(pipe, schema, "forest"), X, seed=0, y=y)
     # The budget buys 40 rows of exact TreeSHAP on these trees: far fewer than the configured most.
     assert out.rows == 40 < config.REPORT_SHAP_ROWS and out.test_rows == len(X)
     assert abs(y[out.X.index].sum() - 40 * y.mean()) <= 1  # stratified by the label
@@ -383,8 +379,8 @@ def test_models_without_a_fast_path_use_kernel_shap_on_a_small_stated_sample(mon
     schema = _schema(X)
     pipe = models.build_pipeline(schema, "knn", "none").fit(X, y)
     monkeypatch.setattr(config, "REPORT_AGNOSTIC_SECONDS", 0.2)
-    out = drivers.shap_by_column(_bundle(pipe, schema, "knn"), X, seed=0, y=y)
-    cost = drivers.scoring_cost(pipe)
+    out = shap_values.shap_by_column(_bundle(pipe, schema, "knn"), X, seed=0, y=y)
+    cost = sampling.scoring_cost(pipe)
     per_row = 2 * cost.call + 14 * config.REPORT_AGNOSTIC_BACKGROUND * cost.row  # 4 columns: 14 coalitions
     assert out.rows == max(config.REPORT_SHAP_MIN_ROWS, int(0.2 / per_row)) < config.REPORT_AGNOSTIC_ROWS
     assert out.method.startswith("Kernel SHAP (shap's KernelExplainer, every coalition of the 4 columns")
@@ -403,7 +399,7 @@ def test_sample_sizes_shrink_with_the_cost_of_scoring():
     # against every training row, gets smaller samples still (the table's rows do not matter).
     two = drivers.plan_samples([cheap, cheap], 100_000, 4)
     knn_plan = drivers.plan_samples([cheap, knn], 100_000, 4)
-    assert drivers.scoring_cost(knn).row > drivers.scoring_cost(cheap).row
+    assert sampling.scoring_cost(knn).row > sampling.scoring_cost(cheap).row
     assert knn_plan.permutation < two.permutation <= one.permutation and knn_plan.pdp <= two.pdp
     assert knn_plan.permutation >= config.REPORT_PERMUTATION_MIN_ROWS and knn_plan.test_rows == 100_000
     assert drivers.plan_samples([knn], 50, 4).permutation == 50  # never more rows than the test set has
@@ -496,7 +492,7 @@ def test_a_run_folder_written_before_typed_results_still_loads(tmp_path, synthet
         90.0,
         "quick",
     )
-    assert run.info.extra["families"] == ["logreg"] and run.info.data == str(synthetic_csv)
+    assert run.info.families == ["logreg"] and run.info.data == str(synthetic_csv)
     assert run.audit.leakage_flags == ["days_on_platform"] and run.audit.exact_duplicates == 1
     country, days = run.audit.feature_columns
     assert country.categorical.top == {"US": 180, "NA": 60} and country.numeric is None

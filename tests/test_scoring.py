@@ -16,7 +16,7 @@ from upgrade_predictor.scoring import scorer as scorer_module
 from upgrade_predictor.scoring.batch import score_file
 from upgrade_predictor.scoring.fast import FastPipeline
 from upgrade_predictor.scoring.scorer import Scorer, format_reason
-from upgrade_predictor.sources import tables
+from upgrade_predictor.sources import batches
 
 
 @pytest.fixture(scope="module")
@@ -42,7 +42,7 @@ def expected(scorer: Scorer, df: pd.DataFrame) -> np.ndarray:
 
 @pytest.mark.parametrize("kind", ["gbm", "cal", "logreg"])
 def test_batch_equals_in_memory_predict_proba_and_is_ranked(kind, bundles, tmp_path, monkeypatch):
-    monkeypatch.setattr(tables, "BLOCK_BYTES", 4096)  # many Arrow batches
+    monkeypatch.setattr(batches, "BLOCK_BYTES", 4096)  # many Arrow batches
     monkeypatch.setattr(scorer_module, "SUB_ROWS", 64)
     scorer = Scorer.load(bundles[kind])
     df = users()
@@ -127,7 +127,7 @@ def test_missing_column_and_bad_files_are_input_errors(bundles, tmp_path):
 
 
 def test_interrupted_run_leaves_no_output(bundles, tmp_path, monkeypatch):
-    monkeypatch.setattr(tables, "BLOCK_BYTES", 4096)
+    monkeypatch.setattr(batches, "BLOCK_BYTES", 4096)
     scorer = Scorer.load(bundles["gbm"])
     users(2000).to_csv(tmp_path / "u.csv", index=False)
     calls = {"n": 0}

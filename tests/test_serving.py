@@ -17,6 +17,7 @@ from upgrade_predictor import serving
 from upgrade_predictor.bundle import load_bundle
 from upgrade_predictor.scoring.batch import score_file
 from upgrade_predictor.scoring.scorer import Scorer
+from upgrade_predictor.serving import limits
 
 USER = {
     "student_country": "US",
@@ -42,7 +43,7 @@ def client(bundle_path) -> TestClient:
 
 @pytest.mark.parametrize(
     "threads, chunk_users",
-    [(None, serving.CHUNK_USERS), (2, 64), (1, 64), (0, 64)],
+    [(None, limits.CHUNK_USERS), (2, 64), (1, 64), (0, 64)],
     ids=["default", "chunked", "one-thread", "on-the-loop"],
 )
 def test_batch_and_online_agree(bundle_path, tmp_path, threads, chunk_users):
@@ -71,7 +72,7 @@ def test_unknown_country_is_scored_with_a_warning(client):
 
 
 def test_one_user_with_a_large_body_is_answered_like_a_small_one(client):
-    padded = {**USER, "notes": "x" * (serving.SMALL_BODY_BYTES + 1)}  # extra fields are ignored
+    padded = {**USER, "notes": "x" * (limits.SMALL_BODY_BYTES + 1)}  # extra fields are ignored
     for query in ("", "?explain=true"):
         small, large = (client.post(f"/predict{query}", json=u) for u in (USER, padded))
         assert large.status_code == 200 and large.json() == small.json()
@@ -190,7 +191,7 @@ def malformed_requests() -> list[tuple[str, str, bytes]]:
         ("list of lists", "", json.dumps([[USER]]).encode()),
         ("list with null", "", json.dumps([USER, None]).encode()),
         ("empty object", "", b"{}"),
-        ("too many users", "", json.dumps([{}] * (serving.MAX_USERS + 1)).encode()),
+        ("too many users", "", json.dumps([{}] * (limits.MAX_USERS + 1)).encode()),
         ("explain not a flag", "explain=maybe", good),
         ("lone surrogate", "", good.replace(b'"US"', b'"\\ud800"')),
         ("lone surrogate in a list", "", b"[" + good + b"," + good.replace(b'"US"', b'"x\\udc00"') + b"]"),

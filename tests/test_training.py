@@ -11,20 +11,18 @@ from sklearn.model_selection import train_test_split
 
 from conftest import run_cli, synthetic_frame
 from test_features import _xy
-from upgrade_predictor import config, evaluation
+from upgrade_predictor import config, targeting
+from upgrade_predictor.api import TrainConfig
 from upgrade_predictor.bundle import load_bundle
 from upgrade_predictor.data_audit import feature_keys
 from upgrade_predictor.errors import InputError
 from upgrade_predictor.models import SMOTE_K, build_pipeline, inner_pipeline, stratified_sample
-from upgrade_predictor.training.protocol import (
-    RunClock,
-    TrainConfig,
-    cv_folds,
-    holdout_split,
-    platt_oof,
-    trial_count,
-)
+from upgrade_predictor.training.calibration import platt_oof
+from upgrade_predictor.training.clock import RunClock
+from upgrade_predictor.training.metrics import RunMetrics, Tuning, tuning_from_dict
+from upgrade_predictor.training.splits import cv_folds, holdout_split
 from upgrade_predictor.training.train import run_training
+from upgrade_predictor.training.tuning import trial_count
 
 
 def test_holdout_is_the_course_split():
@@ -65,12 +63,12 @@ def test_f1_threshold_matches_a_hand_computed_example():
     y = np.array([1, 1, 0, 1, 0, 0, 0, 0])
     p = np.array([0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.2])
     # Cut at 0.6: TP 3, FP 1, FN 0 -> F1 6/7, the best of all cuts.
-    assert evaluation.choose_threshold(y, p) == 0.6
+    assert targeting.choose_threshold(y, p) == 0.6
     # An offer costs 30 and an upgrade is worth 100: the 0.6 cut earns 3*100 - 4*30 = 180,
     # the 0.8 cut 2*100 - 2*30 = 140, the 0.9 cut 70: 0.6 is best.
-    assert evaluation.choose_threshold(y, p, "profit", 30, 100) == 0.6
+    assert targeting.choose_threshold(y, p, "profit", 30, 100) == 0.6
     # When offers cost 90, only the surest pay: 0.9 -> 10, 0.8 -> 20, 0.6 -> -60.
-    assert evaluation.choose_threshold(y, p, "profit", 90, 100) == 0.8
+    assert targeting.choose_threshold(y, p, "profit", 90, 100) == 0.8
 
 
 def _quick(tmp_path, name, **kw):
@@ -93,6 +91,15 @@ def test_same_seed_same_leaderboard_and_model(tmp_path):
     for block in ("test", "train"):
         assert {"roc_auc", "pr_auc", "f1", "precision", "recall", "accuracy", "threshold"} <= set(ma[block])
     assert ma["split"]["n_test"] == 100 and ma["split"]["seed"] == 365
+    assert RunMetrics.from_dict(ma).to_dict() == ma  # the reader gives back what the writer wrote
+    for at, key in (((), "chosn"), (("split",), "seeds"), (("test",), "pr_aucc"), (("limits",), "note")):
+        bad = json.loads(json.dumps(ma))
+        block = bad
+        for k in at:
+            block = block[k]
+        block[key] = 1
+        with pytest.raises(InputError, match=f"unknown key `{key}`"):
+            RunMetrics.from_dict(bad)
 
 
 def test_an_existing_run_is_never_overwritten_silently(tmp_path):
@@ -180,7 +187,7 @@ def _budget(monkeypatch, **changes):
 
 def test_capped_families_fit_on_a_stated_sample_in_cv_and_the_final_model(tmp_path, monkeypatch):
     synthetic_frame(600).to_csv(tmp_path / "d.csv", index=False)
-    _budget(monkeypatch, fit_rows={"tree": 150}, max_rows={"logreg": 100})
+    _budget(monkeypatch, fit_rows={"cheap": 150}, max_rows={"logreg": 100})
     a = _quick(tmp_path, "a", families=["logreg", "tree"], strategies=["none", "undersample"])
     board = pd.read_csv(a / "leaderboard.csv")
     tree = board[board["family"] == "tree"]
@@ -207,6 +214,19 @@ def test_tuning_runs_fewer_trials_on_larger_folds_but_as_many_for_any_seed():
     assert trial_count("gbm", budget, 20_000) == round(budget.trials / 2)
     assert trial_count("gbm", budget, 10_000_000) == 3  # never below three
     assert trial_count("svm", budget, 5_000) < full  # a costly family gets fewer
+
+
+def test_a_tuning_record_reads_back_as_written_and_refuses_a_misspelled_key():
+    t = Tuning("smote", 0.71, 9, {"learning_rate": 0.05, "num_leaves": 31}, planned_trials=12)
+    d = t.to_dict()
+    assert list(d) == ["strategy", "best_value", "n_trials", "planned_trials", "best_params"]
+    assert tuning_from_dict({"gbm": d}) == {"gbm": t}
+    older = {k: v for k, v in d.items() if k != "planned_trials"}  # runs written before trial plans
+    assert Tuning.from_dict(older).planned_trials is None
+    with pytest.raises(InputError, match="tuning.gbm: unknown key `n_trails`"):
+        tuning_from_dict({"gbm": {**older, "n_trails": 9}})
+    with pytest.raises(InputError, match="no `best_value`"):
+        Tuning.from_dict({k: v for k, v in d.items() if k != "best_value"})
 
 
 @pytest.mark.parametrize("limit", [0, -5, math.nan, math.inf])
@@ -303,17 +323,17 @@ def _repeated_users(n_users: int = 250, copies: int = 4, seed: int = 5) -> pd.Da
 
 
 def test_group_column_keeps_each_users_rows_together_and_is_no_feature(tmp_path, monkeypatch):
-    from upgrade_predictor.training import protocol
+    from upgrade_predictor.training import calibration
 
     _repeated_users().to_csv(tmp_path / "d.csv", index=False)
     calls: list[np.ndarray] = []
-    real = protocol.grouped_calibration_splits
+    real = calibration.grouped_calibration_splits
 
     def spy(y, groups, seed):
         calls.append(np.asarray(groups))
         return real(y, groups, seed)
 
-    monkeypatch.setattr(protocol, "grouped_calibration_splits", spy)
+    monkeypatch.setattr(calibration, "grouped_calibration_splits", spy)
     runs = {}
     for name, group in (("free", None), ("grouped", "user")):
         cfg = TrainConfig(

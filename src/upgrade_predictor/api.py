@@ -32,16 +32,11 @@ from .data_audit import audit as audit_dataset
 from .dataset import load_dataset
 from .errors import InputError
 from .files import write_atomic
-from .forecast.runs import ForecastMetrics, is_forecast_run
-from .forecast.train import run_forecast
+from .forecast.runs import ForecastMetrics
+from .kinds import TrainConfig, kind_of
 from .process import os_error_message
-from .reporting.forecast import build_forecast_report
-from .reporting.report import build_report
 from .scoring.scorer import Scorer, rank_order, selected_count
 from .training.metrics import RunMetrics
-from .training.protocol import TrainConfig
-from .training.runs import json_object
-from .training.train import run_training
 
 Data = str | Path | pd.DataFrame
 
@@ -95,15 +90,9 @@ class TrainedRun:
 def read_run(run_dir: str | Path) -> TrainedRun:
     """A published run folder, read back without its data: metrics and leaderboard."""
     d = Path(run_dir)
-    where = str(d / "metrics.json")
-    metrics: RunMetrics | ForecastMetrics
     with _clear_errors():
-        if is_forecast_run(d):
-            metrics = ForecastMetrics.from_dict(json_object(d / "metrics.json", kind="an events run"), where)
-        else:
-            metrics = RunMetrics.from_dict(json_object(d / "metrics.json"), where)
-        board = pd.read_csv(d / "leaderboard.csv")
-    return TrainedRun(d, metrics, board)
+        results = kind_of(d).results(d)
+    return TrainedRun(d, results.metrics, results.leaderboard)
 
 
 def train(
@@ -142,10 +131,7 @@ def train(
     finish = (lambda folder, name: report(folder, console, name=name)) if cfg.report else None
     try:
         with _clear_errors():
-            if cfg.events is not None:
-                folder = run_forecast(cfg, console, finish)
-            else:
-                folder = run_training(cfg, console, finish)
+            folder = cfg.kind.run(cfg, console, finish)
     except BaseException:
         if frame_file is not None:
             frame_file.unlink(missing_ok=True)
@@ -161,9 +147,7 @@ def train(
 def report(run_dir: str | Path, console: Console | None = None, name: str | None = None) -> Path:
     """(Re)build run_dir/report.html for a table run or an events run."""
     with _clear_errors():
-        if is_forecast_run(Path(run_dir)):
-            return build_forecast_report(Path(run_dir), console, name=name)
-        return build_report(Path(run_dir), console, name=name)
+        return kind_of(run_dir).report(Path(run_dir), console, name=name)
 
 
 class Model:

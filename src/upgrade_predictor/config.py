@@ -40,7 +40,6 @@ REFERENCE_OUTLIER_LIMITS = {
 }
 REFERENCE_DROPPED = ["practice_exams_started"]
 
-FAMILIES = ["logreg", "knn", "svm", "tree", "forest", "gbm"]
 STRATEGIES = ["none", "class_weight", "oversample", "undersample", "smote"]
 
 # Event data: forecasts of "who upgrades in the next HORIZON days" from dated tables.
@@ -82,8 +81,9 @@ class Budget:
     # Table runs: a family whose fit costs grow faster than its rows (neighbour search, kernels, deep
     # trees) fits on a stratified sample of at most this many of the rows of each fit (every CV fold,
     # every tuning trial and the final model alike; stated in the leaderboard); cheaper families get
-    # caps only far beyond the real table's size. "reference" is the course recipe's forest. Families
-    # not named here fit on every row.
+    # caps only far beyond the real table's size. Keyed by a family's row-cap class
+    # (models.Family.row_cap: "neighbours", "costly", "cheap"); "reference" is the course recipe's
+    # forest. A class not named here fits on every row.
     fit_rows: dict[str, int] = field(default_factory=dict)
     # Table runs: above this many training rows a family is left out (a printed note says so): KNN
     # scores each validation row against all its fit rows, a cost no sample of fit rows bounds.
@@ -104,8 +104,7 @@ BUDGETS = {
         compare_rows=12_000,
         # Quick also fits the cheap families on at most 20,000 rows: beyond that its final fit, not the
         # comparison, would dominate the run.
-        fit_rows={"knn": 3_000, "svm": 5_000, "forest": 5_000, "reference": 20_000}
-        | dict.fromkeys(["logreg", "tree", "gbm"], 20_000),
+        fit_rows={"neighbours": 3_000, "costly": 5_000, "cheap": 20_000, "reference": 20_000},
         max_rows={"knn": 100_000},
         tune_rows=10_000,
     ),
@@ -117,8 +116,7 @@ BUDGETS = {
         trials=32,
         timeout_s=180,
         compare_rows=24_000,
-        fit_rows={"knn": 5_000, "svm": 10_000, "forest": 10_000, "reference": 20_000}
-        | dict.fromkeys(["logreg", "tree", "gbm"], 100_000),
+        fit_rows={"neighbours": 5_000, "costly": 10_000, "cheap": 100_000, "reference": 20_000},
         max_rows={"knn": 200_000},
         tune_rows=10_000,
     ),
@@ -130,12 +128,15 @@ BUDGETS = {
         trials=60,
         timeout_s=900,
         compare_rows=100_000,
-        fit_rows={"knn": 20_000, "svm": 40_000, "forest": 40_000, "reference": 40_000}
-        | dict.fromkeys(["logreg", "tree", "gbm"], 500_000),
+        fit_rows={"neighbours": 20_000, "costly": 40_000, "cheap": 500_000, "reference": 40_000},
         max_rows={"knn": 500_000},
         tune_rows=50_000,
     ),
 }
+
+# Events runs: every fit of a family of these row-cap classes (KNN, SVM, forests) uses a stratified
+# sample of at most this many rows, whatever the budget; cheap families fit on every row.
+EVENTS_FIT_ROWS = {"neighbours": 60_000, "costly": 60_000}
 
 # A time-limited run (--time-limit) shares its wall clock: the comparison ends by this share of the
 # limit, tuning by the next, and the rest is kept for the final fit, the files and the report.
@@ -219,6 +220,9 @@ def check_number(
 
 # The option values that are choices, as types: the command line shows and checks them as choices.
 BudgetName = Literal["quick", "standard", "thorough"]
+# The model families' names, for the command line's choices without loading the model stack;
+# models.FAMILIES is the registry of what each family is, and refuses to load unless its names are these.
+FamilyName = Literal["logreg", "knn", "svm", "tree", "forest", "gbm"]
 ThresholdRule = Literal["f1", "profit"]
 Objective = Literal["accuracy", "balanced_accuracy", "precision", "recall", "f1", "roc_auc", "pr_auc"]
 

@@ -13,8 +13,8 @@ from sklearn.model_selection import StratifiedKFold
 from . import config
 from .dataset import Dataset
 from .errors import InputError
-from .schema import MISSING_CATEGORY
-from .sources.tables import shown_name
+from .schema import MISSING_CATEGORY, Column
+from .sources.messages import shown_name
 
 # ------------------------------------------------------------------ the typed result (audit.json)
 
@@ -206,62 +206,13 @@ def audit(ds: Dataset) -> AuditReport:
     label_sets = pd.Series(y).groupby(keys.to_numpy()).nunique()
     conflicting = label_sets[label_sets > 1]
     n_conflict_rows = int(keys.isin(conflicting.index).sum())
-
-    columns: list[ColumnAudit] = []
     warnings: list[str] = []
-    for col in schema.columns:
-        s = X[col.name]
-        missing = s.isna() if col.kind == "numeric" else s == MISSING_CATEGORY
-        numeric = _numeric_stats(col.name, s, warnings) if col.kind == "numeric" else None
-        categorical = None if col.kind == "numeric" else _category_stats(col.name, s, warnings)
-        auc = univariate_auc(s, y, col.kind)
-        leaky = auc >= config.LEAKAGE_AUC
-        if leaky:
-            warnings.append(
-                f"possible leakage: {col.name} alone reaches ROC AUC {auc:.3f}. A feature "
-                "this predictive on its own is often measured after (or because of) the outcome; check "
-                "how it was recorded before trusting a model that uses it"
-            )
-        columns.append(ColumnAudit(col.name, col.kind, int(missing.sum()), auc, leaky, numeric, categorical))
-
+    columns = [_column_audit(col, X[col.name], y, warnings) for col in schema.columns]
     n_dupes = int(pd.Series(full).duplicated().sum())
-    if n_dupes:
-        hint = (
-            "both sides (use --group-duplicates to keep them together)"
-            if ds.groups is None
-            else "both sides unless they share a --group value"
-        )
-        warnings.append(
-            f"{n_dupes} rows are exact duplicates of another row; a random split puts copies on {hint}"
-        )
-    if len(conflicting):
-        warnings.append(
-            f"{len(conflicting)} groups of feature-identical rows ({n_conflict_rows} rows) carry "
-            "both labels: no model can separate them"
-        )
-    if ds.ids is not None and ds.groups is None:
-        known = ds.ids.dropna()
-        repeated = known[known.duplicated(keep=False)]
-        if len(repeated):
-            name = shown_name(ds.ids.name)
-            warnings.append(
-                f"{repeated.nunique()} values of the id column {name} have more than one row "
-                f"({len(repeated)} rows); a random split puts one id's rows on both sides, so pass "
-                f"--group {name} if they belong to one user"
-            )
+    _repeat_warnings(ds, n_dupes, int(len(conflicting)), n_conflict_rows, warnings)
     positives = int(y.sum())
     share = positives / len(y)
-    if share < 0.2:
-        warnings.append(
-            f"the classes are imbalanced: {share:.1%} positive; accuracy is misleading, "
-            "PR AUC and F1 are reported"
-        )
-    order = _row_order_correlation(X)
-    if order and abs(order[1]) >= 0.3:
-        warnings.append(
-            f"rows are ordered (row number vs. {order[0]}: Spearman {order[1]:+.2f}); "
-            "every split here is shuffled"
-        )
+    _shape_warnings(X, share, warnings)
     return AuditReport(
         source=ds.source,
         fingerprint=ds.fingerprint,
@@ -278,6 +229,66 @@ def audit(ds: Dataset) -> AuditReport:
         leakage_flags=[c.name for c in columns if c.leakage_flag],
         warnings=warnings,
     )
+
+
+def _column_audit(col: Column, s: pd.Series, y: np.ndarray, warnings: list[str]) -> ColumnAudit:
+    missing = s.isna() if col.kind == "numeric" else s == MISSING_CATEGORY
+    numeric = _numeric_stats(col.name, s, warnings) if col.kind == "numeric" else None
+    categorical = None if col.kind == "numeric" else _category_stats(col.name, s, warnings)
+    auc = univariate_auc(s, y, col.kind)
+    leaky = auc >= config.LEAKAGE_AUC
+    if leaky:
+        warnings.append(
+            f"possible leakage: {col.name} alone reaches ROC AUC {auc:.3f}. A feature "
+            "this predictive on its own is often measured after (or because of) the outcome; check "
+            "how it was recorded before trusting a model that uses it"
+        )
+    return ColumnAudit(col.name, col.kind, int(missing.sum()), auc, leaky, numeric, categorical)
+
+
+def _repeat_warnings(
+    ds: Dataset, n_dupes: int, conflicting: int, n_conflict_rows: int, warnings: list[str]
+) -> None:
+    """Rows that repeat: exact copies, feature-identical rows of both labels, ids of several rows."""
+    if n_dupes:
+        hint = (
+            "both sides (use --group-duplicates to keep them together)"
+            if ds.groups is None
+            else "both sides unless they share a --group value"
+        )
+        warnings.append(
+            f"{n_dupes} rows are exact duplicates of another row; a random split puts copies on {hint}"
+        )
+    if conflicting:
+        warnings.append(
+            f"{conflicting} groups of feature-identical rows ({n_conflict_rows} rows) carry "
+            "both labels: no model can separate them"
+        )
+    if ds.ids is not None and ds.groups is None:
+        known = ds.ids.dropna()
+        repeated = known[known.duplicated(keep=False)]
+        if len(repeated):
+            name = shown_name(ds.ids.name)
+            warnings.append(
+                f"{repeated.nunique()} values of the id column {name} have more than one row "
+                f"({len(repeated)} rows); a random split puts one id's rows on both sides, so pass "
+                f"--group {name} if they belong to one user"
+            )
+
+
+def _shape_warnings(X: pd.DataFrame, share: float, warnings: list[str]) -> None:
+    """Imbalanced classes, and rows ordered by a feature."""
+    if share < 0.2:
+        warnings.append(
+            f"the classes are imbalanced: {share:.1%} positive; accuracy is misleading, "
+            "PR AUC and F1 are reported"
+        )
+    order = _row_order_correlation(X)
+    if order and abs(order[1]) >= 0.3:
+        warnings.append(
+            f"rows are ordered (row number vs. {order[0]}: Spearman {order[1]:+.2f}); "
+            "every split here is shuffled"
+        )
 
 
 def _row_order_correlation(X: pd.DataFrame) -> tuple[str, float] | None:

@@ -12,7 +12,9 @@ import pandas as pd
 from . import config
 from .errors import InputError
 from .schema import MISSING_CATEGORY, Kind, Schema
-from .sources.tables import excerpt, file_fingerprint, read_table, shown_name
+from .sources.formats import file_fingerprint
+from .sources.messages import excerpt, shown_name
+from .sources.tables import read_table
 
 PLACEHOLDER_TEXTS = 3  # a numeric column whose other cells hold at most this many texts marks gaps with them
 POSITIVE_WORDS = {"1", "1.0", "yes", "y", "true", "t", "positive", "pos", "purchased", "upgraded"}

@@ -14,13 +14,12 @@ from sklearn.metrics import (
     brier_score_loss,
     f1_score,
     log_loss,
-    precision_recall_curve,
     precision_score,
     recall_score,
     roc_auc_score,
 )
 
-from . import targeting
+from .records import check_keys
 
 METRICS = [
     "accuracy",
@@ -52,7 +51,9 @@ class Scores:
     threshold: float
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> Scores:
+    def from_dict(cls, d: Any, where: str = "scores") -> Scores:
+        """Read a stored set of scores; an unknown or missing metric is refused naming it."""
+        check_keys(d, where, [f.name for f in fields(cls)])
         return cls(**{f.name: float(d[f.name]) for f in fields(cls)})
 
     def to_dict(self) -> dict[str, float]:
@@ -96,22 +97,3 @@ def summarise(fold_scores: list[Scores]) -> dict[str, float]:
         out[f"{m}_mean"] = float(df[m].mean())
         out[f"{m}_sd"] = float(df[m].std(ddof=1)) if len(df) > 1 else 0.0
     return out
-
-
-def f1_threshold(y: np.ndarray, p: np.ndarray) -> float:
-    """The score cut-off that maximises F1 on (out-of-fold) predictions."""
-    precision, recall, thresholds = precision_recall_curve(y, p)
-    f1 = 2 * precision * recall / np.maximum(precision + recall, 1e-12)
-    return float(thresholds[int(np.argmax(f1[:-1]))])
-
-
-def choose_threshold(
-    y: np.ndarray, p: np.ndarray, objective: str = "f1", offer_cost: float = 0.0, upgrade_value: float = 0.0
-) -> float:
-    """Pick the cut-off on out-of-fold predictions: max F1, or max expected profit."""
-    if objective == "f1":
-        return f1_threshold(y, p)
-    if objective == "profit":
-        curve = targeting.profit_curve(y, p, offer_cost, upgrade_value)
-        return float(targeting.best_policy(curve)["threshold"])
-    raise ValueError(f"unknown threshold objective {objective!r}; use 'f1' or 'profit'")

@@ -9,7 +9,7 @@ from sklearn.compose import ColumnTransformer, make_column_selector
 from sklearn.impute import SimpleImputer
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder, PowerTransformer
-from sklearn.utils.validation import check_is_fitted, validate_data
+from sklearn.utils.validation import _check_feature_names_in, check_is_fitted, validate_data
 
 from . import config
 
@@ -41,8 +41,7 @@ class EngagementFeatures(TransformerMixin, BaseEstimator):
     which are neither divided nor filled."""
 
     def fit(self, X: pd.DataFrame, y=None):
-        cols = list(X.columns)
-        self.feature_names_in_ = np.asarray(cols, dtype=object)
+        X = self._frame(X, reset=True)
         numbers = set(numeric_columns(X))
         self.ratios_ = [r for r in RATIOS if r[1] in numbers and r[2] in numbers]
         self.recency_ = [c for c in numbers if c.endswith(RECENCY_SUFFIX)] if TENURE in numbers else []
@@ -50,6 +49,10 @@ class EngagementFeatures(TransformerMixin, BaseEstimator):
 
     def transform(self, X: pd.DataFrame) -> pd.DataFrame:
         check_is_fitted(self, "ratios_")
+        out = self._add(self._frame(X, reset=False))
+        return out if isinstance(X, pd.DataFrame) else out.to_numpy()  # an array in, an array out
+
+    def _add(self, X: pd.DataFrame) -> pd.DataFrame:
         recency = getattr(self, "recency_", [])  # bundles written before event features have none
         if recency:
             never = X[TENURE].to_numpy(dtype="float64") + 1.0
@@ -65,7 +68,24 @@ class EngagementFeatures(TransformerMixin, BaseEstimator):
         return pd.concat([X, pd.DataFrame(new, index=X.index)], axis=1)
 
     def get_feature_names_out(self, input_features=None):
-        return np.asarray(list(self.feature_names_in_) + [r[0] for r in self.ratios_], dtype=object)
+        check_is_fitted(self, "ratios_")
+        names = _check_feature_names_in(self, input_features)
+        return np.asarray(list(names) + [r[0] for r in self.ratios_], dtype=object)
+
+    def _frame(self, X, reset: bool) -> pd.DataFrame:
+        """X as a frame whose columns are those seen in fit. A frame is checked for its column names
+        only: its dtypes are the schema's, and converting it would copy every cell. Anything else must
+        be a dense numeric array, whose columns are known by position only (so no ratio applies)."""
+        if isinstance(X, pd.DataFrame):
+            validate_data(self, X, reset=reset, skip_check_array=True)
+            return X
+        A = validate_data(self, X, reset=reset, dtype="numeric", ensure_all_finite="allow-nan")
+        return pd.DataFrame(A, columns=[f"x{i}" for i in range(A.shape[1])])
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.allow_nan = True  # a missing cell stays missing; imputation comes later
+        return tags
 
 
 class QuantileClipper(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
@@ -85,6 +105,11 @@ class QuantileClipper(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         check_is_fitted(self, "high_")
         X = validate_data(self, X, dtype="float64", ensure_all_finite="allow-nan", reset=False)
         return np.clip(X, self.low_, self.high_)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.allow_nan = True  # quantiles ignore missing cells, and clipping keeps them
+        return tags
 
 
 def numeric_steps(scale: bool) -> Pipeline:
@@ -186,3 +211,13 @@ def source_weights(transformed: list[str], original: list[str], categorical: lis
             if col in index:
                 weights[j, index[col]] += w
     return weights
+
+
+def encoded_names(inner: Pipeline) -> list[str]:
+    """Names of the columns the model of a fitted pipeline sees, after every encoding step."""
+    names: np.ndarray | None = None
+    for _, step in inner.steps[:-1]:
+        if step is None or step == "passthrough" or hasattr(step, "fit_resample"):
+            continue
+        names = step.get_feature_names_out(names)
+    return [str(n) for n in (names if names is not None else [])]

@@ -1,10 +1,15 @@
-"""Model families, imbalance strategies and the pipelines that join them to the features."""
+"""Model families, imbalance strategies and the pipelines that join them to the features.
+
+FAMILIES is the one registry of model families: each owns its estimator, the fitted types its model
+holds (the bundle's trust list is built from them), its SHAP explainer, whether `--explain` works, its
+cost and its row-cap class. The command line, the budgets' row caps, the bundle, scoring and the
+report read them from here."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal, get_args
 
 import numpy as np
 from imblearn import FunctionSampler
@@ -17,7 +22,6 @@ from sklearn.ensemble import RandomForestClassifier
 from sklearn.frozen import FrozenEstimator
 from sklearn.kernel_approximation import Nystroem
 from sklearn.linear_model import LogisticRegression
-from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold, train_test_split
 from sklearn.neighbors import KNeighborsClassifier
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import FunctionTransformer
@@ -34,12 +38,23 @@ from .features import (
     ordinal_step,
     prepare_step,
 )
+from .sampling import stratified_rows
 from .schema import Schema
 
 Params = dict[str, Any]
 
 SMOTE_K = 5  # imbalanced-learn's default number of neighbours SMOTE interpolates between
 KNN_MAX_NEIGHBOURS = 101  # the most neighbours KNN's tuning tries: every KNN fit needs more rows than that
+
+
+# How SHAP values are computed for a family's model: "contributions" from the model itself (LightGBM's
+# exact TreeSHAP, the scorer's --explain path), shap's "tree" or "linear" explainer, or the
+# model-agnostic "kernel" explainer.
+Explainer = Literal["contributions", "tree", "linear", "kernel"]
+# How a family's fit cost grows with its rows, which decides its row cap (config.Budget.fit_rows and
+# config.EVENTS_FIT_ROWS give the rows per class): "neighbours" (every row is searched), "costly"
+# (kernels, forests of deep trees) or "cheap".
+RowCap = Literal["neighbours", "costly", "cheap"]
 
 
 @dataclass(frozen=True)
@@ -51,9 +66,18 @@ class Family:
     make: Callable[[Params, int, Any], Any]  # (params, seed, class_weight) -> estimator
     defaults: Params
     space: Callable[[Any], Params]  # optuna trial -> params
+    estimator: type  # the type of the model `make` returns: how a fitted model is known as this family
+    # Every type the fitted model holds, as skops names them; the pipeline's own are in bundle.trust.
+    fitted_types: frozenset[str]
     note: str = ""
     cost: float = 1.0  # relative cost of one fit: a tuning budget buys fewer trials of a costly family
-    shap: str = "kernel"  # which SHAP explainer fits the model: "tree", "linear" or model-agnostic "kernel"
+    explainer: Explainer = "kernel"
+    row_cap: RowCap = "cheap"
+
+    @property
+    def explain(self) -> bool:
+        """Whether scoring can explain each score (--explain): only a model with its own contributions."""
+        return self.explainer == "contributions"
 
 
 def _logreg(p, seed, cw):
@@ -110,6 +134,14 @@ def _gbm(p: Params, seed: int, cw: str | None) -> LGBMClassifier:
     )
 
 
+FOREST_TYPES = frozenset(
+    {
+        "sklearn.ensemble._forest.RandomForestClassifier",
+        "sklearn.tree._classes.DecisionTreeClassifier",
+        "sklearn.tree._tree.Tree",
+    }
+)
+
 FAMILIES: dict[str, Family] = {
     f.name: f
     for f in [
@@ -121,7 +153,9 @@ FAMILIES: dict[str, Family] = {
             _logreg,
             {"C": 1.0},
             lambda t: {"C": t.suggest_float("C", 1e-3, 100, log=True)},
-            shap="linear",
+            LogisticRegression,
+            frozenset({"sklearn.linear_model._logistic.LogisticRegression"}),
+            explainer="linear",
         ),
         Family(
             "knn",
@@ -134,8 +168,17 @@ FAMILIES: dict[str, Family] = {
                 "n_neighbors": t.suggest_int("n_neighbors", 5, KNN_MAX_NEIGHBOURS, step=2),
                 "weights": t.suggest_categorical("weights", ["uniform", "distance"]),
             },
+            KNeighborsClassifier,
+            frozenset(
+                {
+                    "sklearn.neighbors._classification.KNeighborsClassifier",
+                    "sklearn.neighbors._kd_tree.KDTree",
+                    "sklearn.neighbors._ball_tree.BallTree",
+                }
+            ),
             note="no class weights in KNN",
             cost=4,
+            row_cap="neighbours",
         ),
         Family(
             "svm",
@@ -149,8 +192,20 @@ FAMILIES: dict[str, Family] = {
                 "gamma": t.suggest_float("gamma", 1e-3, 1, log=True),
                 "n_components": 100,
             },
+            CalibratedClassifierCV,
+            frozenset(
+                {
+                    "sklearn.calibration.CalibratedClassifierCV",
+                    "sklearn.calibration._CalibratedClassifier",
+                    "sklearn.calibration._SigmoidCalibration",
+                    "sklearn.pipeline.Pipeline",
+                    "sklearn.kernel_approximation.Nystroem",
+                    "sklearn.svm._classes.LinearSVC",
+                }
+            ),
             note="RBF kernel approximated by a 100-component Nystroem map, Platt-scaled",
             cost=8,
+            row_cap="costly",
         ),
         Family(
             "tree",
@@ -163,7 +218,9 @@ FAMILIES: dict[str, Family] = {
                 "max_depth": t.suggest_int("max_depth", 2, 12),
                 "min_samples_leaf": t.suggest_int("min_samples_leaf", 1, 100, log=True),
             },
-            shap="tree",
+            DecisionTreeClassifier,
+            frozenset({"sklearn.tree._classes.DecisionTreeClassifier", "sklearn.tree._tree.Tree"}),
+            explainer="tree",
         ),
         Family(
             "forest",
@@ -179,8 +236,11 @@ FAMILIES: dict[str, Family] = {
                 "max_features": t.suggest_float("max_features", 0.2, 0.6),
                 "max_depth": t.suggest_int("max_depth", 6, 20),
             },
+            RandomForestClassifier,
+            FOREST_TYPES,
             cost=8,
-            shap="tree",
+            explainer="tree",
+            row_cap="costly",
         ),
         Family(
             "gbm",
@@ -208,10 +268,35 @@ FAMILIES: dict[str, Family] = {
                 "subsample": t.suggest_float("subsample", 0.5, 1.0),
                 "colsample_bytree": t.suggest_float("colsample_bytree", 0.4, 1.0),
             },
-            shap="tree",
+            LGBMClassifier,
+            frozenset({"lightgbm.sklearn.LGBMClassifier", "lightgbm.basic.Booster"}),
+            explainer="contributions",
         ),
     ]
 }
+
+FAMILY_NAMES = tuple(FAMILIES)
+if set(FAMILY_NAMES) != set(get_args(config.FamilyName)):  # the command line offers config's names
+    raise RuntimeError(
+        f"config.FamilyName {get_args(config.FamilyName)} differs from FAMILIES {FAMILY_NAMES}"
+    )
+EXPLAIN_FAMILIES = tuple(name for name, f in FAMILIES.items() if f.explain)
+REFERENCE = "reference"  # the course recipe's forest, which has a row cap of its own
+
+
+def family_of(model: Any) -> Family | None:
+    """The family whose estimator a fitted model is (the model step of a pipeline; the course recipe's
+    forest is a forest), or None for a model no family makes."""
+    return next((f for f in FAMILIES.values() if isinstance(model, f.estimator)), None)
+
+
+def row_caps(rows: Mapping[str, int]) -> dict[str, int]:
+    """The row cap of each family (and of the course recipe) from rows per row-cap class
+    (config.Budget.fit_rows for table runs, config.EVENTS_FIT_ROWS for events runs); a family whose
+    class has no rows there fits on every row."""
+    caps = {f.name: rows[f.row_cap] for f in FAMILIES.values() if f.row_cap in rows}
+    return caps | ({REFERENCE: rows[REFERENCE]} if REFERENCE in rows else {})
+
 
 STRATEGY_LABELS = {
     "none": "none",
@@ -253,8 +338,7 @@ def stratified_sample(X: Any, y: Any, max_rows: int, seed: int) -> tuple[Any, An
     y = np.asarray(y)
     if len(y) <= max_rows:
         return X, y
-    keep, _ = train_test_split(np.arange(len(y)), train_size=max_rows, stratify=y, random_state=seed)
-    keep = np.sort(keep)
+    keep = stratified_rows(y, max_rows, seed)
     return _safe_indexing(X, keep), y[keep]
 
 
@@ -310,36 +394,6 @@ def build_reference(seed: int = config.SEED, fit_rows: int | None = None) -> Pip
             ("model", RandomForestClassifier(n_estimators=100, random_state=seed, n_jobs=1)),
         ]
     )
-
-
-def calibrated(
-    pipeline: Pipeline,
-    seed: int = config.SEED,
-    n_jobs: int | None = None,
-    splits: list[tuple[np.ndarray, np.ndarray]] | None = None,
-) -> CalibratedClassifierCV:
-    """Undo the probability distortion of resampling or class weights (Platt scaling keeps the ranking).
-
-    ensemble=False: one model refitted on all rows, the calibrator fitted on its cross-validated
-    scores, so scoring costs one model, not five. `n_jobs` spreads those fits (only where no outer
-    loop runs in parallel already). `splits` (from grouped_calibration_splits) replace the folds when
-    rows are grouped."""
-    cv = calibration_folds(seed) if splits is None else splits
-    return CalibratedClassifierCV(pipeline, method="sigmoid", ensemble=False, cv=cv, n_jobs=n_jobs)
-
-
-def calibration_folds(seed: int = config.SEED) -> StratifiedKFold:
-    """The folds inside which calibrated() fits the pipeline (the run's class-count checks use them too)."""
-    return StratifiedKFold(5, shuffle=True, random_state=seed)
-
-
-def grouped_calibration_splits(
-    y: np.ndarray, groups: np.ndarray, seed: int = config.SEED
-) -> list[tuple[np.ndarray, np.ndarray]]:
-    """calibration_folds with each group on one side, so the calibrator never learns from scores of
-    rows whose group the model saw (CalibratedClassifierCV passes no groups to its splitter)."""
-    splitter = StratifiedGroupKFold(5, shuffle=True, random_state=seed)
-    return list(splitter.split(np.zeros(len(y)), y, groups))
 
 
 def inner_pipeline(estimator: Any) -> Any:

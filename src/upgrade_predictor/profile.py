@@ -8,23 +8,19 @@ every index over at least one row is a finite number (a report is JSON without N
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import asdict, dataclass, fields
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
 
-from . import config
+from .errors import InputError
+from .records import as_object, check_keys
 from .schema import Schema
-from .sources.tables import excerpt
 
 BINS = 10
 TOP_CATEGORIES = 30  # categories kept by name in the profile; the rest share one "other" bin
-PSI_WARN = config.PSI_WARN
-PSI_ALERT = config.PSI_ALERT
-NEW_CATEGORY_SHARE = config.NEW_CATEGORY_SHARE  # share of rows with codes never seen in training
-RANGE_SHARE = config.RANGE_SHARE  # share of rows outside the training min..max
 EPS = 1e-4  # floor for empty bins, so PSI stays finite
-OTHER = "(other)"
 
 
 def _cuts(values: np.ndarray, bins: int = BINS) -> list[float]:
@@ -36,7 +32,7 @@ def _cuts(values: np.ndarray, bins: int = BINS) -> list[float]:
     return sorted({float(x) for x in q})
 
 
-def _numeric_counts(values: np.ndarray, cuts: list[float]) -> tuple[list[int], int]:
+def numeric_counts(values: np.ndarray, cuts: list[float]) -> tuple[list[int], int]:
     """Counts per bin ((-inf, c0], (c0, c1], ..., (c_k, inf)) and the number of missing values."""
     values = np.asarray(values, dtype="float64")
     missing = np.isnan(values)
@@ -44,9 +40,104 @@ def _numeric_counts(values: np.ndarray, cuts: list[float]) -> tuple[list[int], i
     return np.bincount(b, minlength=len(cuts) + 1).astype(int).tolist(), int(missing.sum())
 
 
-def reference_profile(X_train: pd.DataFrame, scores: np.ndarray, schema: Schema) -> dict[str, Any]:
-    """Training bins and shares per feature and for the score (JSON-able; stored in the bundle)."""
-    features: dict[str, dict[str, Any]] = {}
+@dataclass(frozen=True, kw_only=True)
+class NumericProfile:
+    """A numeric column in training: counts between the cut points, the missing cells, the range."""
+
+    kind: Literal["numeric"] = "numeric"
+    cuts: list[float]
+    counts: list[int]  # one more than cuts: (-inf, c0], (c0, c1], ..., (c_k, inf)
+    missing: int
+    min: float | None  # None when every training cell was missing
+    max: float | None
+
+    @classmethod
+    def from_dict(cls, d: Any, where: str) -> NumericProfile:
+        check_keys(d, where, [f.name for f in fields(cls)])
+        return cls(
+            cuts=[float(c) for c in d["cuts"]],
+            counts=[int(c) for c in d["counts"]],
+            missing=int(d["missing"]),
+            min=_opt_float(d["min"]),
+            max=_opt_float(d["max"]),
+        )
+
+
+@dataclass(frozen=True, kw_only=True)
+class CategoricalProfile:
+    """A categorical column in training: the most common codes by name, the rest together, every code."""
+
+    kind: Literal["categorical"] = "categorical"
+    counts: dict[str, int]  # the TOP_CATEGORIES most common codes, most common first
+    other: int  # rows of the other codes
+    known: list[str]  # every code seen in training
+
+    @classmethod
+    def from_dict(cls, d: Any, where: str) -> CategoricalProfile:
+        check_keys(d, where, [f.name for f in fields(cls)])
+        return cls(
+            counts={str(k): int(c) for k, c in as_object(d["counts"], f"{where}.counts").items()},
+            other=int(d["other"]),
+            known=[str(k) for k in d["known"]],
+        )
+
+
+FeatureProfile = NumericProfile | CategoricalProfile
+
+
+@dataclass(frozen=True)
+class ScoreProfile:
+    """The training scores binned at their own quantiles."""
+
+    cuts: list[float]
+    counts: list[int]
+
+
+@dataclass(frozen=True)
+class ReferenceProfile:
+    """Training bins and shares per feature and for the score, stored in the bundle's metadata.
+
+    The fields are in the order of the stored JSON, so `to_dict` (and `dataclasses.asdict`) write
+    exactly what every earlier version wrote."""
+
+    rows: int
+    bins: int
+    features: dict[str, FeatureProfile]
+    score: ScoreProfile
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: Any, where: str = "reference_profile") -> ReferenceProfile:
+        """Read a stored profile; an unknown, missing or malformed entry is refused naming it."""
+        check_keys(d, where, [f.name for f in fields(cls)])
+        try:
+            features: dict[str, FeatureProfile] = {}
+            for name, f in as_object(d["features"], f"{where}.features").items():
+                at = f"{where}.features.{name}"
+                kind = as_object(f, at).get("kind")
+                if kind == "numeric":
+                    features[str(name)] = NumericProfile.from_dict(f, at)
+                elif kind == "categorical":
+                    features[str(name)] = CategoricalProfile.from_dict(f, at)
+                else:
+                    raise InputError(f"{at}.kind is {kind!r}, not 'numeric' or 'categorical'")
+            check_keys(d["score"], f"{where}.score", ["cuts", "counts"])
+            score = ScoreProfile(
+                [float(c) for c in d["score"]["cuts"]], [int(c) for c in d["score"]["counts"]]
+            )
+            return cls(rows=int(d["rows"]), bins=int(d["bins"]), features=features, score=score)
+        except (TypeError, ValueError) as e:
+            raise InputError(
+                f"{where}: not a reference profile this version reads ({type(e).__name__}: {e}); "
+                "retrain with 'upgrade-predictor train'"
+            ) from None
+
+
+def reference_profile(X_train: pd.DataFrame, scores: np.ndarray, schema: Schema) -> ReferenceProfile:
+    """Training bins and shares per feature and for the score (stored in the bundle)."""
+    features: dict[str, FeatureProfile] = {}
     for col in schema.columns:
         if col.name not in X_train.columns:
             continue
@@ -54,33 +145,24 @@ def reference_profile(X_train: pd.DataFrame, scores: np.ndarray, schema: Schema)
         if col.kind == "numeric":
             v = pd.to_numeric(s, errors="coerce").to_numpy(dtype="float64")
             cuts = _cuts(v)
-            counts, missing = _numeric_counts(v, cuts)
-            features[col.name] = {
-                "kind": "numeric",
-                "cuts": cuts,
-                "counts": counts,
-                "missing": missing,
-                "min": _f(np.nanmin(v)),
-                "max": _f(np.nanmax(v)),
-            }
+            counts, missing = numeric_counts(v, cuts)
+            features[col.name] = NumericProfile(
+                cuts=cuts, counts=counts, missing=missing, min=_f(np.nanmin(v)), max=_f(np.nanmax(v))
+            )
         else:
             per_code = s.astype("str").value_counts()
             top = per_code.head(TOP_CATEGORIES)
-            features[col.name] = {
-                "kind": "categorical",
-                "counts": {str(k): int(c) for k, c in top.items()},
-                "other": int(per_code.iloc[TOP_CATEGORIES:].sum()),
-                "known": [str(k) for k in per_code.index],
-            }
+            features[col.name] = CategoricalProfile(
+                counts={str(k): int(c) for k, c in top.items()},
+                other=int(per_code.iloc[TOP_CATEGORIES:].sum()),
+                known=[str(k) for k in per_code.index],
+            )
     p = np.asarray(scores, dtype="float64")
     cuts = _cuts(p)
-    score_counts, _ = _numeric_counts(p, cuts)
-    return {
-        "rows": int(len(X_train)),
-        "bins": BINS,
-        "features": features,
-        "score": {"cuts": cuts, "counts": score_counts},
-    }
+    score_counts, _ = numeric_counts(p, cuts)
+    return ReferenceProfile(
+        rows=int(len(X_train)), bins=BINS, features=features, score=ScoreProfile(cuts, score_counts)
+    )
 
 
 def psi(expected: np.ndarray | list[int], actual: np.ndarray | list[int]) -> float:
@@ -94,137 +176,10 @@ def psi(expected: np.ndarray | list[int], actual: np.ndarray | list[int]) -> flo
     return float(np.sum((a - e) * np.log(a / e)))
 
 
-def _level(value: float) -> str:
-    if not np.isfinite(value):
-        return "n/a"
-    return "alert" if value >= PSI_ALERT else "warn" if value >= PSI_WARN else "ok"
-
-
-class Tally:
-    """Counts of new data in the training bins, added batch by batch (a file never sits in memory)."""
-
-    def __init__(self, profile: dict[str, Any], schema: Schema):
-        self.profile = profile
-        self.schema = schema
-        self.n = 0
-        self.numeric: dict[str, dict[str, Any]] = {}
-        self.categorical: dict[str, pd.Series] = {}
-        self.score_counts = np.zeros(len(profile["score"]["cuts"]) + 1, dtype=np.int64)
-        self.score_sum = 0.0
-
-    def add(self, X: pd.DataFrame, scores: np.ndarray) -> None:
-        self.n += len(X)
-        for col in self.schema.columns:
-            ref = self.profile["features"].get(col.name)
-            if ref is None or col.name not in X.columns:
-                continue
-            if ref["kind"] == "numeric":
-                v = X[col.name].to_numpy(dtype="float64")
-                counts, missing = _numeric_counts(v, ref["cuts"])
-                t = self.numeric.setdefault(
-                    col.name,
-                    {
-                        "counts": np.zeros(len(counts), np.int64),
-                        "missing": 0,
-                        "below": 0,
-                        "above": 0,
-                        "max": None,
-                    },
-                )
-                t["counts"] += counts
-                t["missing"] += missing
-                if ref.get("min") is not None:
-                    t["below"] += int(np.sum(v < ref["min"]))
-                if ref.get("max") is not None:
-                    t["above"] += int(np.sum(v > ref["max"]))
-                if len(v) and not np.all(np.isnan(v)):
-                    m = float(np.nanmax(v))
-                    t["max"] = m if t["max"] is None else max(t["max"], m)
-            else:
-                vc = X[col.name].astype("str").value_counts()
-                prev = self.categorical.get(col.name)
-                self.categorical[col.name] = vc if prev is None else prev.add(vc, fill_value=0)
-        c, _ = _numeric_counts(np.asarray(scores, dtype="float64"), self.profile["score"]["cuts"])
-        self.score_counts += c
-        self.score_sum += float(np.sum(scores))
-
-    def report(
-        self,
-        psi_alert: float = PSI_ALERT,
-        new_category_share: float = NEW_CATEGORY_SHARE,
-        range_share: float = RANGE_SHARE,
-    ) -> dict[str, Any]:
-        n = self.n
-        rows = []
-        alerts: list[str] = []
-        for col in self.schema.columns:
-            ref = self.profile["features"].get(col.name)
-            if ref is None or (col.name not in self.numeric and col.name not in self.categorical):
-                continue
-            entry: dict[str, Any] = {"feature": col.name, "kind": col.kind}
-            if ref["kind"] == "numeric":
-                t = self.numeric[col.name]
-                entry["psi"] = psi([*ref["counts"], ref.get("missing", 0)], [*t["counts"], t["missing"]])
-                lo, hi = ref.get("min"), ref.get("max")
-                entry.update(
-                    below_min=t["below"],
-                    above_max=t["above"],
-                    out_of_range_share=(t["below"] + t["above"]) / n if n else 0.0,
-                    train_min=lo,
-                    train_max=hi,
-                    max=t["max"],
-                    missing=t["missing"],
-                )
-                if entry["out_of_range_share"] > range_share:
-                    alerts.append(
-                        f"{col.name}: {entry['out_of_range_share']:.1%} of rows outside the training "
-                        f"range {lo:g}..{hi:g}"
-                    )
-            else:
-                vc = self.categorical[col.name].astype("int64").sort_values(ascending=False, kind="stable")
-                known_named = list(ref["counts"])
-                known_all = set(ref.get("known", known_named)) | set(self.schema.column(col.name).categories)
-                actual = [int(vc.get(k, 0)) for k in known_named]
-                actual.append(int(n - sum(actual)))
-                expected = [ref["counts"][k] for k in known_named] + [ref["other"]]
-                entry["psi"] = psi(expected, actual)
-                new = vc[~vc.index.isin(list(known_all))]
-                entry.update(
-                    new_categories={str(k): int(c) for k, c in new.head(20).items()},
-                    new_category_rows=int(new.sum()),
-                    new_category_share=float(new.sum() / n) if n else 0.0,
-                )
-                if entry["new_category_share"] > new_category_share:
-                    alerts.append(
-                        f"{col.name}: {entry['new_category_share']:.1%} of rows carry codes never "
-                        f"seen in training ({', '.join(excerpt(c) for c in list(entry['new_categories'])[:5])})"
-                    )
-            entry["level"] = _level(entry["psi"])
-            if np.isfinite(entry["psi"]) and entry["psi"] >= psi_alert:
-                alerts.append(f"{col.name}: PSI {entry['psi']:.3f} >= {psi_alert}")
-            entry["psi"] = _f(entry["psi"])  # None only over no rows at all: JSON has no NaN
-            rows.append(entry)
-        score_psi = psi(self.profile["score"]["counts"], self.score_counts)
-        if np.isfinite(score_psi) and score_psi >= psi_alert:
-            alerts.append(f"score: PSI {score_psi:.3f} >= {psi_alert}")
-        return {
-            "rows": n,
-            "features": rows,
-            "score": {
-                "psi": _f(score_psi),
-                "level": _level(score_psi),
-                "mean": self.score_sum / n if n else None,
-            },
-            "thresholds": {
-                "psi_alert": psi_alert,
-                "new_category_share": new_category_share,
-                "range_share": range_share,
-            },
-            "alerts": alerts,
-            "drifted": bool(alerts),
-        }
-
-
 def _f(x: Any) -> float | None:
     x = float(x)
     return x if np.isfinite(x) else None
+
+
+def _opt_float(x: Any) -> float | None:
+    return None if x is None else float(x)

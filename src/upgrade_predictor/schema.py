@@ -1,4 +1,5 @@
-"""The input contract a model was trained on, and row-level checks of new data against it."""
+"""The input contract a model was trained on, and row-level checks of new data against it (a frame, or
+an Arrow record batch read by the sources)."""
 
 from __future__ import annotations
 
@@ -8,8 +9,19 @@ from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
-from .sources.tables import check_unique_names, require_columns
+from .errors import InputError
+from .sources.columns import (
+    SCORING_HINT,
+    UNUSABLE,
+    arrow_kind,
+    check_unique_names,
+    require_columns,
+    unusable_column,
+)
+from .sources.messages import excerpt, shown_name
 
 Kind = Literal["numeric", "categorical"]
 MISSING_CATEGORY = "(missing)"  # the level a missing categorical cell becomes
@@ -228,6 +240,54 @@ def _categorical(raw: pd.Series, col: Column, flag: Flag) -> pd.Series:
         else:
             flag(missing, col.name, "is missing")
     return v.astype("str") if v.dtype != "str" else v
+
+
+def batch_to_frame(batch: pa.RecordBatch | pa.Table, schema: Schema) -> pd.DataFrame:
+    """The frame validate_rows expects, checked per column by Arrow type (vectorised, once per batch).
+
+    Numeric columns: numbers pass; text is cast in Arrow when every cell parses as a finite-or-infinite
+    number (a "NaN" text is not a missing cell: such batches stay text, so validate_rows names the cell);
+    true/false flags and dates become text, so validate_rows rejects their rows as not numbers, as it
+    does text in a number column (and the service does). Categorical columns: text, numbers and flags
+    are codes; dates are refused (training never learns codes from them). Lists, records and raw bytes
+    are refused by column name."""
+    cols = {}
+    for col in schema.columns:
+        arr = batch.column(col.name)
+        if pa.types.is_dictionary(arr.type):
+            arr = pc.cast(arr, arr.type.value_type)
+        kind = arrow_kind(arr.type)
+        if kind in UNUSABLE:
+            raise unusable_column("the input", col.name, arr.type, SCORING_HINT)
+        if col.kind == "numeric":
+            arr = _numeric_cells(arr, kind)
+        elif kind == "time":
+            raise InputError(
+                f"the input: column {excerpt(col.name)} holds dates or times (type {shown_name(arr.type)}), "
+                "but the model reads it as codes; write it as text, as in the training data"
+            )
+        cols[col.name] = arr
+    table = pa.table(cols)
+    return table.to_pandas(split_blocks=True, self_destruct=True)
+
+
+def _numeric_cells(arr: Any, kind: str) -> Any:
+    """One numeric column of a batch as float64 when it holds numbers, else as text for validate_rows."""
+    if kind == "number":
+        return (
+            arr
+            if pa.types.is_integer(arr.type) or pa.types.is_floating(arr.type)
+            else pc.cast(arr, pa.float64())
+        )
+    if kind == "empty":
+        return pa.nulls(len(arr), pa.float64())
+    if kind != "text":  # flags and dates: text, which validate_rows names as not a number
+        return pc.cast(arr, pa.string())
+    try:
+        cast = pc.cast(arr, pa.float64())
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        return arr  # validate_rows names the bad cells of this batch
+    return arr if pc.any(pc.is_nan(cast)).as_py() else cast
 
 
 def _finite(x: Any) -> float | None:

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 from scipy.stats import bootstrap
+from sklearn.metrics import precision_recall_curve
 
 from .errors import InputError
 
@@ -288,3 +289,22 @@ def what_if(
         curve=profit_curve(y_eval, p_eval, offer_cost, upgrade_value),
         break_even_cost=break_even_cost(y_eval, p_eval, upgrade_value),
     )
+
+
+def f1_threshold(y: np.ndarray, p: np.ndarray) -> float:
+    """The score cut-off that maximises F1 on (out-of-fold) predictions."""
+    precision, recall, thresholds = precision_recall_curve(y, p)
+    f1 = 2 * precision * recall / np.maximum(precision + recall, 1e-12)
+    return float(thresholds[int(np.argmax(f1[:-1]))])
+
+
+def choose_threshold(
+    y: np.ndarray, p: np.ndarray, objective: str = "f1", offer_cost: float = 0.0, upgrade_value: float = 0.0
+) -> float:
+    """Pick the cut-off on out-of-fold predictions: max F1, or max expected profit."""
+    if objective == "f1":
+        return f1_threshold(y, p)
+    if objective == "profit":
+        curve = profit_curve(y, p, offer_cost, upgrade_value)
+        return float(best_policy(curve)["threshold"])
+    raise ValueError(f"unknown threshold objective {objective!r}; use 'f1' or 'profit'")

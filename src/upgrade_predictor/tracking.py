@@ -34,7 +34,6 @@ run's JSON files.
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import os
@@ -42,19 +41,17 @@ import re
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from . import __version__
 from .errors import InputError
-from .evaluation import Scores
-from .forecast.runs import ForecastMetrics, is_forecast_run, load_forecast_run
-from .training.metrics import Chosen, RunMetrics
-from .training.runs import RUN_FILES, RunInfo
+from .kinds import kind_of
+from .runs.tracked import ChosenModel, Tracked
+from .version import __version__
 
 DEFAULT_STORE = "mlruns"
 EXPERIMENT = "upgrade-predictor"
@@ -81,7 +78,6 @@ MAX_TABLE_ROWS = 1000  # larger leaderboards are logged as the CSV only
 MAX_PARAM_LENGTH = 6000  # MLflow's limit for one parameter value
 BATCH = 100  # MLflow's limit of parameters (and of tags) in one request
 
-_SCORE_NAMES = [f.name for f in fields(Scores) if f.name != "threshold"]
 _URI_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]+:")  # two letters at least: C:\ is a path
 
 
@@ -177,7 +173,7 @@ def read_record(run_dir: Path) -> Record:
     """Everything one MLflow run receives, read from a published run folder of either kind."""
     if not run_dir.is_dir():
         raise InputError(f"{run_dir}: no such run folder; give the folder 'upgrade-predictor train' wrote")
-    record = _events_record(run_dir) if is_forecast_run(run_dir) else _table_record(run_dir)
+    record = _record(run_dir, kind_of(run_dir).tracked(run_dir))
     finite = {k: v for k, v in record.metrics.items() if math.isfinite(v)}
     record.skipped = sorted(set(record.metrics) - set(finite))
     record.metrics = finite
@@ -196,137 +192,22 @@ def read_record(run_dir: Path) -> Record:
     return record
 
 
-def _table_record(run_dir: Path) -> Record:
-    """A table run, read with the typed readers of run.json and metrics.json (the data file is not
-    reloaded: logging needs none of it, and it may have moved since)."""
-    missing = [f for f in RUN_FILES if not (run_dir / f).exists()]
-    if missing:
-        raise InputError(
-            f"{run_dir}: not a complete run folder (missing {', '.join(missing)}); "
-            "run 'upgrade-predictor train' first"
-        )
-    info = RunInfo.from_dict(_json(run_dir / "run.json"), where=str(run_dir / "run.json"))
-    m = RunMetrics.from_dict(_json(run_dir / "metrics.json"), where=str(run_dir / "metrics.json"))
-    extra = info.extra
-    params = _params(
-        {
-            "data": info.data,
-            "target": info.target,
-            "id_column": info.id_column,
-            "positive": info.positive,
-            "numeric": info.numeric,
-            "categorical": info.categorical,
-            "exclude": info.exclude,
-            "seed": info.seed,
-            "test_size": info.test_size,
-            "group_duplicates": info.group_duplicates,
-            "group_column": info.group_column,
-            "budget": info.budget,
-            "families": extra.get("families"),
-            "strategies": extra.get("strategies"),
-            "objective": m.objective,
-            "threshold_objective": info.threshold_objective,
-            "offer_cost": info.offer_cost,
-            "upgrade_value": info.upgrade_value,
-            "time_limit": extra.get("time_limit"),
-            "data_fingerprint": info.fingerprint,
-            "rows_train": m.split.n_train,
-            "rows_test": m.split.n_test,
-            "cv_splits": m.split.cv_splits,
-            "cv_repeats": m.split.cv_repeats,
-        },
-        m.chosen,
-    )
-    metrics = {
-        **_scores("test_", m.test),
-        **_scores("train_", m.train),
-        **_prefixed("cv_", m.cv),
-        "threshold": m.threshold.value,
-    }
-    if m.reference is not None:
-        metrics |= _scores("reference_test_", m.reference.test) | _prefixed("reference_cv_", m.reference.cv)
-    if m.no_leak is not None:
-        metrics |= _scores("no_leak_test_", m.no_leak.test) | _prefixed("no_leak_cv_", m.no_leak.cv)
-    started = _ms(info.started)
+def _record(run_dir: Path, run: Tracked) -> Record:
+    """The MLflow run of a run of any kind, as its kind read it."""
+    started = _ms(run.started)
     return Record(
         name=run_dir.name,
-        params=params,
-        metrics=metrics,
-        tags=_tags("table", run_dir, m.chosen, str(m.chosen.calibrated).lower(), m.test.pr_auc),
+        params=_params(run.params, run.chosen),
+        metrics=run.metrics,
+        tags=_tags(run.kind, run_dir, run.chosen, run.calibrated, run.test_pr_auc),
         artifacts=[],
         leaderboard=None,
         started_ms=started,
-        ended_ms=None
-        if started is None or info.duration_s is None
-        else started + int(info.duration_s * 1000),
+        ended_ms=None if started is None or run.seconds is None else started + int(run.seconds * 1000),
     )
 
 
-def _events_record(run_dir: Path) -> Record:
-    """An events run, read with load_forecast_run (typed ForecastMetrics; run.json stays a dict there)."""
-    run = load_forecast_run(run_dir)
-    m: ForecastMetrics = run.metrics
-    info = run.info
-    compared = run.leaderboard
-    if "is_reference" in compared:
-        compared = compared[~compared["is_reference"].astype(bool)]
-    params = _params(
-        {
-            "events": info.get("events"),
-            "mapping": info.get("mapping"),
-            "horizon": m.horizon,
-            "budget": info.get("budget"),
-            "seed": info.get("seed"),
-            # Older events runs do not record what was compared; the leaderboard shows it.
-            "families": info.get("families") or sorted(set(compared.get("family", []))),
-            "strategies": info.get("strategies") or sorted(set(compared.get("strategy", []))),
-            "objective": m.objective,
-            "threshold_objective": "profit",  # the offer policy always maximises expected profit
-            "offer_cost": m.policy.offer_cost,
-            "upgrade_value": m.policy.upgrade_value,
-            "time_limit": info.get("time_limit"),
-            "data_end": info.get("data_end"),
-            "test_start": m.test_start,
-            "test_end": m.test_end,
-            "forecast_as_of": m.forecast.as_of,
-            "compare_rows": m.compare_rows,
-        },
-        m.chosen,
-    )
-    metrics = {
-        **_scores("test_", m.test),
-        **_prefixed("cv_", m.cv),
-        "threshold": m.policy.threshold,
-        "overdispersion": m.overdispersion,
-        "forecast_coverage": m.coverage,
-        "forecast_expected": m.forecast.expected,
-        "forecast_low": m.forecast.low,
-        "forecast_high": m.forecast.high,
-        "forecast_free_users": float(m.forecast.free_users),
-        "forecast_offers": float(m.forecast.offers),
-        "policy_break_even_cost": m.policy.break_even_cost,
-    }
-    for name, s in m.baselines.items():
-        metrics |= _scores(f"baseline_{_slug(name)}_", s)
-    for d in m.differences:
-        key = f"difference_{_slug(d.metric)}_vs_{_slug(d.baseline)}"
-        metrics |= {key: d.difference, f"{key}_low": d.low, f"{key}_high": d.high}
-    started = _ms(info.get("started"))
-    timings = info.get("timings") or {}
-    seconds = sum(float(v) for v in timings.values()) if isinstance(timings, dict) else None
-    return Record(
-        name=run_dir.name,
-        params=params,
-        metrics=metrics,
-        tags=_tags("events", run_dir, m.chosen, m.calibration, m.test.pr_auc),
-        artifacts=[],
-        leaderboard=None,
-        started_ms=started,
-        ended_ms=None if started is None or seconds is None else started + int(seconds * 1000),
-    )
-
-
-def _params(values: dict[str, Any], chosen: Chosen) -> dict[str, str]:
+def _params(values: dict[str, Any], chosen: ChosenModel) -> dict[str, str]:
     """MLflow parameters: text values, lists joined with commas, unset options left out, and the chosen
     model's hyperparameters as model_<name>."""
     out = {k: _text(v) for k, v in values.items() if v is not None and v != []}
@@ -342,7 +223,9 @@ def _text(v: Any) -> str:
     return str(v)
 
 
-def _tags(kind: str, run_dir: Path, chosen: Chosen, calibrated: str, test_pr_auc: float) -> dict[str, str]:
+def _tags(
+    kind: str, run_dir: Path, chosen: ChosenModel, calibrated: str, test_pr_auc: float
+) -> dict[str, str]:
     return {
         "kind": kind,
         "chosen_key": chosen.key,
@@ -356,35 +239,12 @@ def _tags(kind: str, run_dir: Path, chosen: Chosen, calibrated: str, test_pr_auc
     }
 
 
-def _scores(prefix: str, s: Scores) -> dict[str, float]:
-    return {f"{prefix}{name}": float(getattr(s, name)) for name in _SCORE_NAMES}
-
-
-def _prefixed(prefix: str, values: dict[str, float]) -> dict[str, float]:
-    return {f"{prefix}{k}": float(v) for k, v in values.items()}
-
-
-def _slug(name: str) -> str:
-    """A baseline's name as part of a metric name: 'aggregated-table model' -> aggregated_table_model."""
-    return re.sub(r"[^0-9a-z]+", "_", name.lower()).strip("_")
-
-
 def _ms(started: Any) -> int | None:
     """run.json's start time (local time, ISO) in milliseconds since the epoch; None if unreadable."""
     try:
         return int(datetime.fromisoformat(str(started)).timestamp() * 1000) if started else None
     except ValueError:
         return None
-
-
-def _json(path: Path) -> dict[str, Any]:
-    try:
-        d = json.loads(path.read_text())
-    except (OSError, ValueError) as e:
-        raise InputError(f"{path}: unreadable ({e}); retrain with 'upgrade-predictor train'") from None
-    if not isinstance(d, dict):
-        raise InputError(f"{path}: not the JSON object a training run writes; retrain the run")
-    return d
 
 
 def _experiment_id(client: Any, name: str, store: Store) -> str:

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from ..sources.events import EventSource
-from ..training.protocol import Candidate
+from ..training.candidates import Candidate
 from .design import TimeSplit
 from .features import point_in_time_features
 from .matrix import Matrix, build_matrix

@@ -13,7 +13,7 @@ from sklearn.metrics import average_precision_score
 from .. import targeting
 from .backtest import backtest_table, interval_of, origin_count, overdispersion_from_origins, top_decile_lift
 from .design import Design
-from .protocol import ForecastOutcome, snapshot_dates
+from .protocol import AGGREGATED, ForecastOutcome, OriginResult, snapshot_dates
 
 NO_OFFER = math.nextafter(1.0, 2.0)  # a threshold no probability reaches: the policy that sends nothing
 MIN_OFFERS = targeting.BREAK_EVEN_MIN_OFFERS  # the break-even cost is read where this many offers are sent
@@ -45,10 +45,6 @@ class Policy:
     test: dict[str, dict[str, float]]  # policy_outcomes on the test rows, per 1,000 rows scored
 
 
-def model_key(method: str) -> str:
-    return f"model ({method})"
-
-
 def backtest_frame(o: ForecastOutcome, design: Design, method: str, phi: float) -> pd.DataFrame:
     """Per origin and model, per tenure band: ranking metrics, Brier and expected vs actual row labels."""
     y = design.rows["label"].to_numpy()
@@ -56,11 +52,8 @@ def backtest_frame(o: ForecastOutcome, design: Design, method: str, phi: float) 
     frames = {}
     for k, origin in enumerate(o.origins, 1):
         s = origin.split
-        for name, p in origin.p.items():
-            if name.startswith("model (") and name != model_key(method):
-                continue
-            label = "model" if name == model_key(method) else name
-            frames[f"{k}|{s.test_start}|{label}"] = (y[s.test], p, tenure[s.test])
+        for name, p in {"model": origin.model(method), **origin.baselines()}.items():
+            frames[f"{k}|{s.test_start}|{name}"] = (y[s.test], p, tenure[s.test])
     table = backtest_table(frames, overdispersion=phi)
     parts = table["origin"].str.split("|", expand=True)
     table.insert(0, "model", parts[2])
@@ -81,21 +74,28 @@ def snapshot_counts(o: ForecastOutcome, design: Design, method: str) -> pd.DataF
             at = cut[s.test] == d
             if not at.any():
                 continue
-            for name, p in origin.p.items():
-                if name in (model_key(method), "aggregated-table model"):
-                    c = origin_count(y[s.test][at], p[at])
-                    rows.append(
-                        {
-                            "origin": k,
-                            "date": d,
-                            "model": "model" if name.startswith("model") else name,
-                            "free_users": int(at.sum()),
-                            "expected": c.expected,
-                            "actual": c.actual,
-                            "var": c.var,
-                        }
-                    )
+            for name, p in _counted(origin, method).items():
+                c = origin_count(y[s.test][at], p[at])
+                rows.append(
+                    {
+                        "origin": k,
+                        "date": d,
+                        "model": name,
+                        "free_users": int(at.sum()),
+                        "expected": c.expected,
+                        "actual": c.actual,
+                        "var": c.var,
+                    }
+                )
     return pd.DataFrame(rows)
+
+
+def _counted(origin: OriginResult, method: str) -> dict[str, np.ndarray]:
+    """The forecasts whose counts the report draws: the model's and, when it ran, the aggregated table's."""
+    counted = {"model": origin.model(method)}
+    if AGGREGATED in origin.p:
+        counted[AGGREGATED] = origin.p[AGGREGATED]
+    return counted
 
 
 def with_intervals(counts: pd.DataFrame, phi: float) -> pd.DataFrame:

@@ -43,7 +43,8 @@ import pandas as pd
 
 from upgrade_predictor.errors import InputError
 from upgrade_predictor.sources.event_mapping import ActivityTable
-from upgrade_predictor.sources.events import KEPT, EventSource, ident
+from upgrade_predictor.sources.event_staging import KEPT, ident
+from upgrade_predictor.sources.events import EventSource
 
 DEFAULT_WINDOWS = (1, 7, 28)
 AGE = "d.age"  # days from an active day to the cutoff: 1 = the day before

@@ -26,21 +26,29 @@ from joblib import Parallel, delayed
 from rich.console import Console
 from sklearn.calibration import CalibratedClassifierCV
 from sklearn.frozen import FrozenEstimator
-from sklearn.model_selection import train_test_split
 
 from .. import config, evaluation
 from ..console import say, warn
-from ..models import FAMILIES, build_pipeline
+from ..models import FAMILIES, build_pipeline, row_caps
+from ..runs.options import RunOptions
+from ..sampling import stratified_rows
 from ..schema import Schema
-from ..training.metrics import Limits
-from ..training.protocol import Candidate, CVResult, RunClock, TrainConfig, compare, cv_folds, leaderboard
+from ..training.candidates import Candidate, CVResult
+from ..training.clock import RunClock
+from ..training.metrics import Limits, Tuning
+from ..training.selection import compare, leaderboard
+from ..training.splits import cv_folds
 from .design import Design, TimeSplit, rolling_origins
 from .matrix import Matrix
 
 CALIBRATIONS = ("none", "sigmoid")  # what a bundle can carry: the pipeline, or it Platt-scaled on recent rows
-COSTLY_FIT_ROWS = 60_000  # families this costly (KNN, SVM, forests) fit on a sample of this many rows
-COSTLY = 4.0
 SHORTLIST = 3  # leading families checked on a later period before one is chosen
+AGGREGATED = "aggregated-table model"  # the baseline fitted the aggregated table's way, when it runs
+
+
+def model_key(method: str) -> str:
+    """The name of the chosen model's predictions under calibration `method` (see OriginResult.p)."""
+    return f"model ({method})"
 
 
 @dataclass
@@ -63,12 +71,21 @@ class OriginResult:
     calib_p: dict[str, np.ndarray]  # calibration method -> probabilities on the calibration rows
     fit_rows: int
 
+    def model(self, method: str) -> np.ndarray:
+        """The chosen model's test predictions under calibration `method`."""
+        return self.p[model_key(method)]
+
+    def baselines(self) -> dict[str, np.ndarray]:
+        """The baselines' test predictions (every entry of `p` but the model's), in their order."""
+        models = {model_key(method) for method in CALIBRATIONS}
+        return {name: p for name, p in self.p.items() if name not in models}
+
 
 @dataclass
 class ForecastOutcome:
     results: dict[str, CVResult]
     board: pd.DataFrame
-    tuning: dict[str, Any]
+    tuning: dict[str, Tuning]
     chosen: CVResult
     compare_rows: int
     origins: list[OriginResult]
@@ -80,17 +97,6 @@ class ForecastOutcome:
     notes: list[str] = field(default_factory=list)  # what --time-limit cut, one sentence each
 
 
-def sample_rows(y: np.ndarray, idx: np.ndarray, max_rows: int, seed: int) -> np.ndarray:
-    """A random sample of `max_rows` of the rows `idx`, stratified by label (positives keep their share).
-
-    Rows rather than whole users: a sample of users would hold few of them (each has about 25 rows), and
-    folds grouped by user stay honest on any subset of rows."""
-    if len(idx) <= max_rows:
-        return idx
-    keep, _ = train_test_split(idx, train_size=max_rows, stratify=y[idx], random_state=seed)
-    return np.sort(keep)
-
-
 def fit_recalibrated(
     cand: Candidate, m: Matrix, design: Design, rows: np.ndarray, calibration_days: int, seed: int
 ) -> Fitted:
@@ -98,10 +104,11 @@ def fit_recalibrated(
     cut = design.rows["cutoff"].to_numpy()[rows]
     start = cut.max() - np.timedelta64(calibration_days - 1, "D")
     calib, fit = rows[cut >= start], rows[cut < start]
-    sampled = FAMILIES[cand.family].cost >= COSTLY and len(fit) > COSTLY_FIT_ROWS
+    cap = row_caps(config.EVENTS_FIT_ROWS).get(cand.family, len(fit))
+    sampled = len(fit) > cap
     y = design.rows["label"].to_numpy()
     if sampled:
-        fit = sample_rows(y, fit, COSTLY_FIT_ROWS, seed)
+        fit = stratified_rows(y, cap, seed, among=fit)
     pipe = cand.build(m.schema, seed).fit(m.X.iloc[fit], y[fit])
     models: dict[str, Any] = {"none": pipe}
     if len(np.unique(y[calib])) == 2:
@@ -142,7 +149,7 @@ def _origin(
 ) -> OriginResult:
     fitted = fit_recalibrated(cand, m, design, split.train, calibration_days, seed)
     Xt = m.X.iloc[split.test]
-    p = {f"model ({k})": est.predict_proba(Xt)[:, 1] for k, est in fitted.models.items()}
+    p = {model_key(k): est.predict_proba(Xt)[:, 1] for k, est in fitted.models.items()}
     fit_rows = np.setdiff1d(split.train, fitted.calib_rows)
     p.update(baselines(m, design, fit_rows, split.test, seed))
     p.update(extra or {})
@@ -167,7 +174,7 @@ def shortlist(board: pd.DataFrame, results: dict[str, CVResult], n: int) -> list
 
 
 def select_in_time(
-    leaders: list[CVResult], m: Matrix, design: Design, split: TimeSplit, cfg: TrainConfig
+    leaders: list[CVResult], m: Matrix, design: Design, split: TimeSplit, cfg: RunOptions
 ) -> tuple[CVResult, dict[str, float]]:
     """The leader whose recalibrated forecasts of a later period have the lowest log loss.
 
@@ -193,7 +200,7 @@ def choose_calibration(origins: list[OriginResult], y: np.ndarray) -> tuple[str,
     """The recalibration with the lowest mean test log loss over the backtest origins."""
     scores = {}
     for method in CALIBRATIONS:
-        key = f"model ({method})"
+        key = model_key(method)
         if all(key in o.p for o in origins):
             scores[method] = float(
                 np.mean([evaluation.scores(y[o.split.test], o.p[key]).log_loss for o in origins])
@@ -204,7 +211,7 @@ def choose_calibration(origins: list[OriginResult], y: np.ndarray) -> tuple[str,
 def run_forecast_protocol(
     m: Matrix,
     design: Design,
-    cfg: TrainConfig,
+    cfg: RunOptions,
     budget: config.Budget,
     console: Console,
     storage: Any = None,
@@ -225,7 +232,7 @@ def run_forecast_protocol(
     y = design.rows["label"].to_numpy().astype(int)
     origins_splits = rolling_origins(design, config.ORIGINS, config.ORIGIN_STEP_DAYS, config.TEST_DAYS)
     test = origins_splits[-1]
-    sub = sample_rows(y, test.train, budget.compare_rows, cfg.seed)
+    sub = stratified_rows(y, budget.compare_rows, cfg.seed, among=test.train)
     groups = design.rows["user_id"].to_numpy()[sub]
     # One repeat of grouped folds and half the trials: the rows are many and the backtest refits the
     # chosen pipeline four times, so an events run keeps within the budget's time.
@@ -249,31 +256,37 @@ def run_forecast_protocol(
         f"lowest log loss of the leading families on {first.test_start} to {first.test_end})",
     )
     with console.status(f"backtest over {len(origins_splits)} origins and the model for today"):
-        extra = [
-            {"aggregated-table model": aggregated(chosen.candidate, s)} if aggregated else None
-            for s in origins_splits
-        ]
-        # Threads: LightGBM and scikit-learn's tree builders release the GIL, and the frames stay shared.
-        jobs = Parallel(n_jobs=min(cfg.jobs, len(origins_splits) + 1), prefer="threads")(
-            [
-                delayed(_origin)(chosen.candidate, m, design, s, config.CALIBRATION_DAYS, cfg.seed, e)
-                for s, e in zip(origins_splits, extra)
-            ]
-            + [
-                delayed(fit_recalibrated)(
-                    chosen.candidate, m, design, np.arange(len(y)), config.CALIBRATION_DAYS, cfg.seed
-                )
-            ]
-        )
-    origins: list[OriginResult] = list(jobs[:-1])
-    final: Fitted = jobs[-1]
+        origins, final = backtest(chosen.candidate, m, design, origins_splits, cfg, aggregated)
     method, cal_scores = choose_calibration(origins, y)
     if method not in final.models:
         method = "none"
-    names = [k for k in origins[-1].p if not k.startswith("model (")]
+    names = list(origins[-1].baselines())
     return ForecastOutcome(
         results, board, tuning, chosen, len(sub), origins, method, cal_scores, final, names, selection, notes
     )
+
+
+def backtest(
+    cand: Candidate,
+    m: Matrix,
+    design: Design,
+    splits: list[TimeSplit],
+    cfg: RunOptions,
+    aggregated: Callable[[Candidate, TimeSplit], np.ndarray] | None = None,
+) -> tuple[list[OriginResult], Fitted]:
+    """`cand` refitted and recalibrated at every origin of `splits`, with the baselines' forecasts of the
+    same test rows, and the deployed model fitted the same way on every labelled row."""
+    extra = [{AGGREGATED: aggregated(cand, s)} if aggregated else None for s in splits]
+    rows = np.arange(len(design.rows))
+    # Threads: LightGBM and scikit-learn's tree builders release the GIL, and the frames stay shared.
+    jobs = Parallel(n_jobs=min(cfg.jobs, len(splits) + 1), prefer="threads")(
+        [
+            delayed(_origin)(cand, m, design, s, config.CALIBRATION_DAYS, cfg.seed, e)
+            for s, e in zip(splits, extra)
+        ]
+        + [delayed(fit_recalibrated)(cand, m, design, rows, config.CALIBRATION_DAYS, cfg.seed)]
+    )
+    return list(jobs[:-1]), jobs[-1]
 
 
 def snapshot_dates(split: TimeSplit, design: Design) -> list[date]:

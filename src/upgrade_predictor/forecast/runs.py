@@ -1,8 +1,8 @@
-"""The run folder of an events run: typed forecast metrics and every table the report shows."""
+"""The run folder of an events run: its run.json record, typed forecast metrics and every table the
+report shows, written and read back."""
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -12,12 +12,11 @@ import pandas as pd
 
 from ..errors import InputError
 from ..evaluation import Scores
-from ..files import write_json_atomic
-from ..training.metrics import Chosen
-from ..training.runs import json_object
+from ..runs.folder import RunReader, RunWriter, Wording
+from ..training.metrics import Chosen, Tuning, tuning_from_dict, tuning_to_dict
 from .evaluate import Difference, Policy
+from .info import KIND, EventRunInfo
 
-KIND = "events"
 FILES = [
     "run.json",
     "metrics.json",
@@ -64,7 +63,7 @@ class ForecastMetrics:
     forecast: Forecast
     cv: dict[str, float]
     compare_rows: int
-    tuning: dict[str, Any] = field(default_factory=dict)
+    tuning: dict[str, Tuning] = field(default_factory=dict)  # family -> what Optuna found
     selection: dict[str, float] = field(default_factory=dict)  # leading candidates' log loss, first origin
     notes: list[str] = field(default_factory=list)  # what --time-limit means for this run, and what it cut
     kind: str = KIND
@@ -73,6 +72,7 @@ class ForecastMetrics:
         d = asdict(self)
         d["test"] = self.test.to_dict()
         d["baselines"] = {k: v.to_dict() for k, v in self.baselines.items()}
+        d["tuning"] = tuning_to_dict(self.tuning)
         return d
 
     @classmethod
@@ -95,7 +95,7 @@ class ForecastMetrics:
                 forecast=Forecast(**d["forecast"]),
                 cv={k: float(v) for k, v in d["cv"].items()},
                 compare_rows=int(d["compare_rows"]),
-                tuning=dict(d.get("tuning") or {}),
+                tuning=tuning_from_dict(d.get("tuning"), f"{where}: tuning"),
                 selection={k: float(v) for k, v in (d.get("selection") or {}).items()},
                 notes=[str(n) for n in d.get("notes") or []],
             )
@@ -111,7 +111,7 @@ class ForecastRun:
     """An events run folder, read back for the report."""
 
     dir: Path
-    info: dict[str, Any]
+    info: EventRunInfo
     metrics: ForecastMetrics
     design: dict[str, Any]
     events_audit: dict[str, Any]
@@ -123,47 +123,37 @@ class ForecastRun:
     timings: dict[str, float] = field(default_factory=dict)
 
 
-def is_forecast_run(run_dir: Path) -> bool:
-    try:
-        return json.loads((Path(run_dir) / "run.json").read_text()).get("kind") == KIND
-    except (OSError, ValueError, AttributeError):
-        return False
-
-
-def _json_object(path: Path) -> dict[str, Any]:
-    """One JSON file of an events run, which must hold one object."""
-    return json_object(path, "upgrade-predictor train --events", "an events run")
+WORDING = Wording(
+    "an events run",
+    "events run folder",
+    "upgrade-predictor train --events",
+    "upgrade-predictor train --events DIR",
+)
 
 
 def load_forecast_run(run_dir: str | Path) -> ForecastRun:
-    d = Path(run_dir)
-    missing = [f for f in FILES if not (d / f).exists()]
-    if missing:
-        raise InputError(
-            f"{d}: not a complete events run folder (missing {', '.join(missing)}); "
-            "run 'upgrade-predictor train --events DIR' first"
-        )
+    r = RunReader(Path(run_dir), WORDING)
+    r.require(FILES)
     info, metrics, design, audit, survival = (
-        _json_object(d / f)
-        for f in ("run.json", "metrics.json", "design.json", "events_audit.json", "survival.json")
+        r.json(f) for f in ("run.json", "metrics.json", "design.json", "events_audit.json", "survival.json")
     )
     return ForecastRun(
-        d,
-        info,
-        ForecastMetrics.from_dict(metrics, str(d / "metrics.json")),
+        r.dir,
+        EventRunInfo.from_dict(info, str(r.dir / "run.json")),
+        ForecastMetrics.from_dict(metrics, str(r.dir / "metrics.json")),
         design,
         audit,
-        pd.read_csv(d / "leaderboard.csv"),
-        pd.read_csv(d / "backtest.csv"),
-        pd.read_csv(d / "forecasts.csv"),
+        r.csv("leaderboard.csv"),
+        r.csv("backtest.csv"),
+        r.csv("forecasts.csv"),
         survival,
-        pd.read_parquet(d / "test_predictions.parquet"),
+        r.parquet("test_predictions.parquet"),
     )
 
 
 def write_tables(
-    out: Path,
-    info: dict[str, Any],
+    out: RunWriter,
+    info: EventRunInfo,
     metrics: ForecastMetrics,
     design: dict[str, Any],
     audit: dict[str, Any],
@@ -174,15 +164,15 @@ def write_tables(
     test_predictions: pd.DataFrame,
 ) -> None:
     """Every file of the folder but the model bundle and the report."""
-    write_json_atomic(out / "run.json", {**info, "kind": KIND})
-    write_json_atomic(out / "metrics.json", metrics.to_dict())
-    write_json_atomic(out / "design.json", design)
-    write_json_atomic(out / "events_audit.json", audit)
-    write_json_atomic(out / "survival.json", survival)
-    board.to_csv(out / "leaderboard.csv", index=False)
-    backtest.to_csv(out / "backtest.csv", index=False)
-    forecasts.to_csv(out / "forecasts.csv", index=False)
-    test_predictions.to_parquet(out / "test_predictions.parquet", index=False)
+    out.json("run.json", info.to_dict())
+    out.json("metrics.json", metrics.to_dict())
+    out.json("design.json", design)
+    out.json("events_audit.json", audit)
+    out.json("survival.json", survival)
+    out.frame("leaderboard.csv", board)
+    out.frame("backtest.csv", backtest)
+    out.frame("forecasts.csv", forecasts)
+    out.frame("test_predictions.parquet", test_predictions)
 
 
 def curve_dict(curve: Any) -> dict[str, Any]:

@@ -13,77 +13,63 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from rich.console import Console
-from rich.table import Table
 
 from .. import config
-from ..bundle import save_bundle, sign_bundle
-from ..console import plain, say, warn
+from ..bundle import BundleMetadata, EventsInfo, ModelMetrics, TrainingInfo
+from ..console import say
 from ..evaluation import scores
-from ..files import staged_folder
 from ..parallel import connect, fits_on, study_storage
 from ..profile import reference_profile
-from ..sources.events import EventAudit, EventSource, ident
-from ..training.protocol import RunClock, TrainConfig, chosen_of
-from ..training.train import check_out
+from ..runs.folder import RunWriter, destination, published
+from ..sources.event_audit import EventAudit
+from ..sources.event_staging import ident
+from ..sources.events import EventSource
+from ..training.clock import RunClock
+from ..training.selection import chosen_of
 from .aggregated import aggregated_predictions
 from .backtest import count_interval
 from .design import CutoffPlan, Design, build_design
 from .evaluate import (
+    Policy,
     backtest_frame,
     choose_policy,
     differences,
-    model_key,
     overdispersion,
     snapshot_counts,
     with_intervals,
 )
 from .features import DEFAULT_WINDOWS, features_as_of, point_in_time_features
+from .info import EventRunInfo
 from .matrix import Matrix, build_matrix
-from .protocol import ForecastOutcome, run_forecast_protocol
+from .options import EventOptions
+from .protocol import AGGREGATED, ForecastOutcome, model_key, run_forecast_protocol
 from .runs import Forecast, ForecastMetrics, curve_dict, write_tables
+from .summary import show_event_audit, show_forecast
 from .survival import km_by_segment, km_curve, time_to_upgrade
 
 # The baselines the model is compared with under a paired bootstrap: the bar (tenure alone) and what the
 # aggregated table costs; the others are shown with their point metrics.
-PAIRED_BASELINES = ("tenure only", "aggregated-table model")
+PAIRED_BASELINES = ("tenure only", AGGREGATED)
 
 
 def run_forecast(
-    cfg: TrainConfig, console: Console | None = None, finish: Callable[[Path, str], object] | None = None
+    cfg: EventOptions, console: Console | None = None, finish: Callable[[Path, str], object] | None = None
 ) -> Path:
     """Train and backtest an upgrade forecast from the event tables in cfg.events; publish the run."""
     console = console or Console(stderr=True)
     budget = cfg.check()
-    run_clock = RunClock(cfg.time_limit)  # --time-limit counts from here, reading the tables included
-    started, started_at = run_clock.started, datetime.now().isoformat(timespec="seconds")
-    dest = check_out(cfg)
+    clock = RunClock(cfg.time_limit)  # --time-limit counts from here, reading the tables included
+    started_at = datetime.now().isoformat(timespec="seconds")
+    dest = destination(cfg.out, cfg.force, {"--events": cfg.events, "--mapping": cfg.mapping})
     events = Path(cfg.events or config.default_events_path())
-    timings: dict[str, float] = {}
-    clock = time.perf_counter()
-
-    def lap(stage: str) -> None:
-        nonlocal clock
-        timings[stage] = round(time.perf_counter() - clock, 2)
-        clock = time.perf_counter()
-
+    clock.mark("read and design")
     with EventSource(events, cfg.mapping) as source:
-        show_event_audit(console, source.audit)
-        users = source.users_frame()
-        design = build_design(
-            users, source.data_end, CutoffPlan(config.FIRST_DAYS, config.CALENDAR_EVERY_DAYS, cfg.horizon)
-        )
-        say(
-            console,
-            f"design: {len(design.rows):,} (user, cutoff) rows of {design.rows['user_id'].nunique():,} "
-            f"users, {int(design.rows['label'].sum()):,} with an upgrade within {cfg.horizon} days; "
-            f"left out: {design.excluded.upgraded_before:,} after the user's upgrade, "
-            f"{design.excluded.horizon_past_end:,} whose horizon runs past {source.data_end}",
-        )
-        lap("read and design")
+        users, design = _design(source, cfg, console)
+        clock.mark("features")
         with console.status("point-in-time features (DuckDB)"):
             m = build_matrix(source, point_in_time_features(source, design.rows[["user_id", "cutoff"]]))
-        lap("features")
-        with staged_folder(dest) as out:
+        with published(dest) as out:
+            clock.mark("compare, tune and backtest")
             with connect(cfg.dask) as client, fits_on(client) as n_jobs:
                 run_cfg = replace(cfg, jobs=n_jobs or cfg.jobs, threshold="profit")
                 o = run_forecast_protocol(
@@ -94,46 +80,67 @@ def run_forecast(
                     console,
                     study_storage(client),
                     aggregated=lambda cand, s: aggregated_predictions(source, users, m, cand, s, cfg.seed),
-                    clock=run_clock,
+                    clock=clock,
                 )
-            lap("compare, tune and backtest")
+            clock.mark("evaluate and forecast")
             today = source.data_end + timedelta(days=1)
             now = build_matrix(source, features_as_of(source, today), m.schema)
             metrics, counts = _write(out, cfg, source, design, m, now, o, today)
-            lap("evaluate and forecast")
-            info = {
-                "events": str(events),
-                "mapping": str(cfg.mapping) if cfg.mapping else None,
-                "budget": cfg.budget,
-                "seed": cfg.seed,
-                "horizon": cfg.horizon,
-                "time_limit": cfg.time_limit,
-                "offer_cost": cfg.offer_cost,
-                "upgrade_value": cfg.upgrade_value,
-                "data_end": source.data_end.isoformat(),
-                "started": started_at,
-                "timings": timings,
-            }
+            clock.mark("tables")
+            info = EventRunInfo.of(
+                cfg,
+                events=str(events),
+                data_end=source.data_end.isoformat(),
+                started=started_at,
+                timings=laps(clock),
+            )
             write_tables(out, info, metrics, *_tables(source, users, design, m, o, metrics, counts))
-            lap("tables")
             show_forecast(console, metrics)
-            if finish is not None:
-                finish(out, dest.name)
-                lap("report")
-
+            out.finish(finish, clock)
+    clock.mark(None)
     say(
         console,
-        f"done in {time.perf_counter() - started:.0f}s ("
-        + ", ".join(f"{k} {v:.0f}s" for k, v in timings.items())
+        f"done in {time.perf_counter() - clock.started:.0f}s ("
+        + ", ".join(f"{k} {v:.0f}s" for k, v in laps(clock).items())
         + f"): {dest}",
         style="green",
     )
     return dest
 
 
+# The protocol times its comparison and tuning (they share --time-limit); the run reports them as
+# part of the stage that holds them.
+_WITHIN = {"comparison": "compare, tune and backtest", "tuning": "compare, tune and backtest"}
+
+
+def laps(clock: RunClock) -> dict[str, float]:
+    """The seconds of each stage of the run ended so far, in the order run."""
+    out: dict[str, float] = {}
+    for stage, seconds in clock.stages.items():
+        out[_WITHIN.get(stage, stage)] = out.get(_WITHIN.get(stage, stage), 0.0) + seconds
+    return {k: round(v, 2) for k, v in out.items()}
+
+
+def _design(source: EventSource, cfg: EventOptions, console: Console) -> tuple[pd.DataFrame, Design]:
+    """The event audit shown, the users, and the (user, cutoff) design with its labels."""
+    show_event_audit(console, source.audit)
+    users = source.users_frame()
+    design = build_design(
+        users, source.data_end, CutoffPlan(config.FIRST_DAYS, config.CALENDAR_EVERY_DAYS, cfg.horizon)
+    )
+    say(
+        console,
+        f"design: {len(design.rows):,} (user, cutoff) rows of {design.rows['user_id'].nunique():,} "
+        f"users, {int(design.rows['label'].sum()):,} with an upgrade within {cfg.horizon} days; "
+        f"left out: {design.excluded.upgraded_before:,} after the user's upgrade, "
+        f"{design.excluded.horizon_past_end:,} whose horizon runs past {source.data_end}",
+    )
+    return users, design
+
+
 def _write(
-    out: Path,
-    cfg: TrainConfig,
+    out: RunWriter,
+    cfg: EventOptions,
     source: EventSource,
     design: Design,
     m: Matrix,
@@ -141,7 +148,49 @@ def _write(
     o: ForecastOutcome,
     today: date,
 ) -> tuple[ForecastMetrics, pd.DataFrame]:
-    """Evaluate the backtest, choose the policy, forecast today, save the bundle; the typed metrics."""
+    """Evaluate the backtest, forecast today, save (and sign) the bundle; the typed metrics."""
+    y = design.rows["label"].to_numpy().astype(int)
+    method, c = o.calibration, o.chosen.candidate
+    final_model = o.final.models[method]
+    p_now = final_model.predict_proba(now.X)[:, 1]
+    metrics, counts = _evaluate(cfg, design, m, o, p_now, today)
+    deployed = metrics.policy
+    meta = BundleMetadata(
+        schema=m.schema,
+        threshold=float(deployed.threshold),
+        threshold_objective="profit",
+        offer_cost=float(cfg.offer_cost),
+        upgrade_value=float(cfg.upgrade_value),
+        key=c.key,
+        family=c.family,
+        strategy=c.strategy,
+        params=dict(metrics.chosen.params),
+        label=metrics.chosen.label,
+        calibrated=method != "none",
+        metrics=ModelMetrics(cv=dict(o.chosen.summary), test=metrics.test.to_dict()),
+        training=TrainingInfo(
+            source=str(source.folder),
+            fingerprint="",
+            rows=int(len(y)),
+            positive_share=float(y.mean()),
+            seed=cfg.seed,
+        ),
+        excluded=[],
+        events=EventsInfo(
+            horizon=cfg.horizon, windows=list(DEFAULT_WINDOWS), data_end=source.data_end.isoformat()
+        ),
+        reference_profile=reference_profile(now.X, p_now, m.schema),
+    )
+    out.bundle("model.zip", final_model, meta)
+    out.sign(cfg.sign_key)
+    return metrics, counts
+
+
+def _evaluate(
+    cfg: EventOptions, design: Design, m: Matrix, o: ForecastOutcome, p_now: np.ndarray, today: date
+) -> tuple[ForecastMetrics, pd.DataFrame]:
+    """The test period's scores and baselines, the weekly counts with their intervals, the deployed
+    policy and today's forecast; the typed metrics and the counts."""
     y = design.rows["label"].to_numpy().astype(int)
     method = o.calibration
     counts = snapshot_counts(o, design, method)
@@ -150,33 +199,17 @@ def _write(
     phi = overdispersion(counts[counts["origin"] < test_origin])
     counts = with_intervals(counts, phi)
     last = o.origins[-1]
-    test_y, test_p = y[last.split.test], last.p[model_key(method)]
-    policy = choose_policy(
-        last.calib_y, last.calib_p[method], test_y, test_p, cfg.offer_cost, cfg.upgrade_value, cfg.seed
-    )
-    final_model = o.final.models[method]
-    # The deployed policy is chosen the same way, on the final model's own most recent labelled rows.
-    calib = o.final.calib_rows
-    deployed = choose_policy(
-        y[calib],
-        final_model.predict_proba(m.X.iloc[calib])[:, 1],
-        test_y,
-        test_p,
-        cfg.offer_cost,
-        cfg.upgrade_value,
-        cfg.seed,
-    )
-    p_now = final_model.predict_proba(now.X)[:, 1]
+    test_y, test_p = y[last.split.test], last.model(method)
+    policy, deployed = _policies(cfg, y, m, o, test_y, test_p)
     low, high = count_interval(p_now, 0.95, phi)
     forecast = Forecast(
         today.isoformat(), len(p_now), float(p_now.sum()), low, high, int((p_now >= deployed.threshold).sum())
     )
     users_test = design.rows["user_id"].to_numpy()[last.split.test]
-    others = {k: v for k, v in last.p.items() if not k.startswith("model (")}
+    others = last.baselines()
     paired = {k: v for k, v in others.items() if k in PAIRED_BASELINES}
-    c = o.chosen.candidate
     metrics = ForecastMetrics(
-        chosen=chosen_of(c, method != "none"),
+        chosen=chosen_of(o.chosen.candidate, method != "none"),
         objective=cfg.objective,
         horizon=cfg.horizon,
         test_start=last.split.test_start.isoformat(),
@@ -198,38 +231,29 @@ def _write(
         selection=o.selection,
         notes=o.notes,
     )
-    meta = {
-        "schema": m.schema.to_dict(),
-        "threshold": deployed.threshold,
-        "threshold_objective": "profit",
-        "offer_cost": cfg.offer_cost,
-        "upgrade_value": cfg.upgrade_value,
-        "key": c.key,
-        "family": c.family,
-        "strategy": c.strategy,
-        "params": metrics.chosen.params,
-        "label": metrics.chosen.label,
-        "calibrated": method != "none",
-        "metrics": {"cv": o.chosen.summary, "test": metrics.test.to_dict()},
-        "training": {
-            "source": str(source.folder),
-            "fingerprint": "",
-            "rows": int(len(y)),
-            "positive_share": float(y.mean()),
-            "seed": cfg.seed,
-        },
-        "excluded": [],
-        "events": {
-            "horizon": cfg.horizon,
-            "windows": list(DEFAULT_WINDOWS),
-            "data_end": source.data_end.isoformat(),
-        },
-        "reference_profile": reference_profile(now.X, p_now, m.schema),
-    }
-    save_bundle(out / "model.zip", final_model, meta, "")
-    if cfg.sign_key is not None:  # signed inside the staged folder, so bundle and signature publish together
-        sign_bundle(out / "model.zip", cfg.sign_key)
     return metrics, counts
+
+
+def _policies(
+    cfg: EventOptions, y: np.ndarray, m: Matrix, o: ForecastOutcome, test_y: np.ndarray, test_p: np.ndarray
+) -> tuple[Policy, Policy]:
+    """The offer policy chosen on the last origin's recalibration rows (it sets the test threshold),
+    and the deployed one, chosen the same way on the final model's own most recent labelled rows."""
+    last, method = o.origins[-1], o.calibration
+    policy = choose_policy(
+        last.calib_y, last.calib_p[method], test_y, test_p, cfg.offer_cost, cfg.upgrade_value, cfg.seed
+    )
+    calib = o.final.calib_rows
+    deployed = choose_policy(
+        y[calib],
+        o.final.models[method].predict_proba(m.X.iloc[calib])[:, 1],
+        test_y,
+        test_p,
+        cfg.offer_cost,
+        cfg.upgrade_value,
+        cfg.seed,
+    )
+    return policy, deployed
 
 
 def _tables(
@@ -314,69 +338,3 @@ def first_day_activity(source: EventSource) -> pd.DataFrame:
     ]
     df = source.con.sql(" UNION ".join(parts)).df() if parts else pd.DataFrame({"user_id": []})
     return df.assign(first_day_activity=True)
-
-
-def show_event_audit(console: Console, audit: EventAudit) -> None:
-    t = Table(
-        title=plain(
-            f"event tables: {audit.users:,} users, {audit.converted_users:,} upgraded, "
-            f"{audit.data_start} to {audit.data_end}"
-        ),
-        title_justify="left",
-    )
-    for col in ("table", "rows", "kept", "first", "last", "left out or flagged"):
-        t.add_column(col, justify="right" if col in ("rows", "kept") else "left")
-    for a in audit.tables:
-        flagged = a.rows - a.kept
-        t.add_row(
-            plain(a.name),
-            f"{a.rows:,}",
-            f"{a.kept:,}",
-            str(a.first_date),
-            str(a.last_date),
-            plain(
-                f"{flagged:,}"
-                + (f", {a.before_registration:,} before registration (kept)" if a.before_registration else "")
-            ),
-        )
-    console.print(t)
-    for note in audit.notes:
-        warn(console, note)
-
-
-def show_forecast(console: Console, m: ForecastMetrics) -> None:
-    t = Table(
-        title=plain(f"time-ordered test ({m.test_start} to {m.test_end}), upgrades within {m.horizon} days"),
-        title_justify="left",
-    )
-    for col in ("model", "PR AUC", "ROC AUC", "Brier"):
-        t.add_column(col, justify="left" if col == "model" else "right")
-    t.add_row(
-        plain(m.chosen.label + f" ({m.calibration})"),
-        f"{m.test.pr_auc:.3f}",
-        f"{m.test.roc_auc:.3f}",
-        f"{m.test.brier:.4f}",
-        style="bold",
-    )
-    for name, s in m.baselines.items():
-        t.add_row(plain(name), f"{s.pr_auc:.3f}", f"{s.roc_auc:.3f}", f"{s.brier:.4f}")
-    console.print(t)
-    f = m.forecast
-    say(
-        console,
-        f"forecast: of {f.free_users:,} users free on {f.as_of}, {f.expected:,.0f} "
-        f"[{f.low:,.0f}, {f.high:,.0f}] are expected to upgrade within {m.horizon} days "
-        f"(weekly counts of the test period inside their interval: {m.coverage:.0%}; overdispersion "
-        f"{m.overdispersion:.1f}, measured on the earlier origins)",
-    )
-    if m.policy.pays:
-        say(console, f"policy: offer to users scoring >= {m.policy.threshold:.3f} ({f.offers:,} users today)")
-    else:
-        warn(
-            console,
-            f"no offer policy made money at offer cost {m.policy.offer_cost:g} and upgrade value "
-            f"{m.policy.upgrade_value:g}: send none; an offer would have to cost under "
-            f"{m.policy.break_even_cost:.2f} to pay",
-        )
-    if m.notes:  # the time limit's note: the run's results are this machine's
-        warn(console, m.notes[0])

@@ -42,9 +42,8 @@ class Insights:
     recommendations: list[Recommendation]
 
 
-# The steps build_insights announces, in order (the drivers announce four of their own).
+# The steps build_insights announces, in order (the drivers announce theirs: drivers.DRIVER_STEPS).
 STEPS = ["data", "model comparison", "imbalance strategies", "chosen model", "segments", "targeting"]
-DRIVER_STEPS = 4
 
 
 def build_insights(run: Run, step: Step | None = None) -> Insights:

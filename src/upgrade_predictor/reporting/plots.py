@@ -5,6 +5,9 @@ from __future__ import annotations
 import base64
 import io
 import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
 
 import matplotlib
 
@@ -15,8 +18,9 @@ import pandas as pd  # noqa: E402
 
 from .campaign import Targeting  # noqa: E402
 from .comparison import ChosenSection, Curves  # noqa: E402
-from .drivers import PdpCurve, ShapSummary  # noqa: E402
+from .partial_dependence import PdpCurve  # noqa: E402
 from .segments import Segments  # noqa: E402
+from .shap_values import ShapSummary  # noqa: E402
 
 POS, NEG, GREY = "#d95f02", "#1b9e77", "#7f7f7f"
 plt.rcParams.update(
@@ -254,27 +258,40 @@ def plot_segments(seg: Segments) -> str:
     return embed(fig)
 
 
-def plot_gains(tgt: Targeting) -> tuple[str, str]:
+@dataclass(frozen=True)
+class GainsText:
+    """How a gains plot names what it ranks: a table run's test users, an events run's (user, day) rows."""
+
+    reached: str  # the gains panel's y label
+    period: str  # the held-out part the curves are drawn on, in both titles
+    rows: str  # what is targeted, on the x axis
+    log_lift: bool = False  # the lift over a log axis of the share targeted
+
+
+def cycle_style(i: int, label: str) -> dict[str, Any]:
+    """The first curve bold and coloured, the next ones grey dashed and black dotted."""
+    return {"label": label, "color": [POS, GREY, "black"][i % 3], "ls": ["-", "--", ":"][i % 3]}
+
+
+def plot_gains(
+    curves: dict[str, pd.DataFrame], style: Callable[[int, str], dict[str, Any]], text: GainsText
+) -> tuple[str, str]:
+    """Cumulative gains and lift of each curve (targeting.gains_curve), best scores first."""
     out = []
     for kind in ("gain", "lift"):
         fig, ax = plt.subplots(figsize=(4.6, 3.6))
-        for i, (label, g) in enumerate(tgt.gains.items()):
-            if kind == "lift":  # the first few users make the lift swing wildly
+        for i, (label, g) in enumerate(curves.items()):
+            if kind == "lift":  # the first few rows make the lift swing wildly
                 g = g[g["share_targeted"] >= 0.01]
-            ax.plot(
-                g["share_targeted"],
-                g[kind],
-                label=label,
-                color=[POS, GREY, "black"][i % 3],
-                ls=["-", "--", ":"][i % 3],
-            )
+            ax.plot(g["share_targeted"], g[kind], **style(i, label))
         if kind == "gain":
             ax.plot([0, 1], [0, 1], color=GREY, lw=0.8, ls=":", label="random")
-            ax.set(ylabel="share of upgraders reached", title="Cumulative gains (test)")
+            ax.set(ylabel=text.reached, title=f"Cumulative gains ({text.period})")
         else:
             ax.axhline(1, color=GREY, lw=0.8, ls=":")
-            ax.set(ylabel="lift over random", title="Lift (test)")
-        ax.set_xlabel("share of users targeted, best scores first")
+            log = {"xscale": "log"} if text.log_lift else {}
+            ax.set(ylabel="lift over random", title=f"Lift ({text.period})", **log)
+        ax.set_xlabel(f"share of {text.rows} targeted, best scores first")
         ax.legend(frameon=False, fontsize=7)
         out.append(embed(fig))
     return out[0], out[1]

@@ -12,9 +12,10 @@ import pandas as pd
 from ..training.runs import Run
 from .campaign import Targeting
 from .comparison import Imbalance
-from .drivers import Drivers, TreeRules
+from .drivers import Drivers
 from .format import interval, money, num, pct, signed
 from .segments import Segments
+from .tree_rules import TreeRules
 
 MIN_LEAF_TEST_ROWS = 30  # a tree rule is quoted only when this many test users follow it
 MAX_RECOMMENDATIONS = 6

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 from rich.console import Console
@@ -12,8 +11,11 @@ from threadpoolctl import threadpool_limits
 from ..training.runs import Run, load_run
 from ..training.summary import progress_bar
 from . import insights
-from .page import render_page, write_report
+from .drivers import DRIVER_STEPS
+from .page import PageBuild, Section, render_page
 from .plots import (
+    GainsText,
+    cycle_style,
     plot_calibration,
     plot_corr,
     plot_distributions,
@@ -28,13 +30,6 @@ from .plots import (
     plot_shap,
 )
 
-
-@dataclass(frozen=True)
-class Section:
-    anchor: str  # the heading's id, linked from the contents and the recommendations
-    title: str
-
-
 # The report's sections in order: the contents and the heading numbers follow this list.
 SECTIONS = [
     Section("data", "Data"),
@@ -47,7 +42,7 @@ SECTIONS = [
     Section("caveats", "Caveats"),
     Section("recommendations", "Recommendations"),
 ]
-
+GAINS = GainsText("share of upgraders reached", "test", "users")
 
 # ------------------------------------------------------------------ assembling
 
@@ -76,30 +71,20 @@ def figures(run: Run, ins: insights.Insights) -> dict[str, str | None]:
     if drv.logit_no_leak is not None:
         odds[without] = drv.logit_no_leak.table
     figs["odds"] = plot_odds(odds) if any(len(t) for t in odds.values()) else None
-    figs["gains"], figs["lift"] = plot_gains(tgt)
+    figs["gains"], figs["lift"] = plot_gains(tgt.gains, cycle_style, GAINS)
     return figs
 
 
-def render(run: Run, ins: insights.Insights, name: str | None = None, started: float | None = None) -> str:
-    """The page; `started` (perf_counter) dates the build time it states (default: now)."""
+def render(run: Run, ins: insights.Insights, name: str | None = None) -> str:
+    """The page, its build time left for write_report to stamp."""
     figs = figures(run, ins)
     return render_page(
-        "report.html.j2",
-        SECTIONS,
-        run=run,
-        info=run.info,
-        aud=run.audit,
-        m=run.metrics,
-        ins=ins,
-        figs=figs,
-        leaky=run.leaky,
-        run_name=name or run.dir.name,
-        build_seconds=time.perf_counter() - (started if started is not None else time.perf_counter()),
+        "report.html.j2", SECTIONS, run, name, aud=run.audit, ins=ins, figs=figs, leaky=run.leaky
     )
 
 
 # Reading the run, the insights' steps, the drivers' own steps, then drawing and writing the page.
-STEPS = 1 + len(insights.STEPS) + insights.DRIVER_STEPS + 1
+STEPS = 1 + len(insights.STEPS) + DRIVER_STEPS + 1
 
 
 def build_report(run_dir: Path, console: Console | None = None, name: str | None = None) -> Path:
@@ -107,10 +92,8 @@ def build_report(run_dir: Path, console: Console | None = None, name: str | None
     bar of its steps and its own elapsed time at the end.
 
     `name` is the run's published name when the folder is still a temp folder about to be renamed."""
-    console = console or Console(stderr=True)
-    started = time.perf_counter()
-    run_dir = Path(run_dir)
-    with progress_bar(console) as bar:
+    build = PageBuild.start(run_dir, console, name)
+    with progress_bar(build.console) as bar:
         task = bar.add_task("report: reading the run", total=STEPS)
         seen = 0
 
@@ -124,11 +107,11 @@ def build_report(run_dir: Path, console: Console | None = None, name: str | None
         # 21 ms with one; k-nearest neighbours: 68 ms of CPU for one row, 10 ms with one thread).
         # The sample sizes are planned on single-thread costs.
         with threadpool_limits(1):
-            run = load_run(run_dir)
+            run = load_run(build.run_dir)
             ins = insights.build_insights(run, step)
             step("plots and page")
             t0 = time.perf_counter()
-            html = render(run, ins, name, started)
+            html = render(run, ins, name)
             run.timings["render"] = time.perf_counter() - t0
         bar.update(task, completed=STEPS, description="report: done")
-    return write_report(run_dir, html, console, started, name)
+    return build.write(html)

@@ -20,8 +20,8 @@ import pyarrow.parquet as pq
 from .. import config
 from ..errors import InputError
 from ..files import write_atomic
-from ..schema import ValidatedRows
-from ..sources.tables import Inputs, batch_to_frame, input_files
+from ..schema import ValidatedRows, batch_to_frame
+from ..sources.inputs import Inputs, input_files
 from .scorer import Columns, Scorer, TopReasons, rank_order, selected_count
 
 T = TypeVar("T")
@@ -181,6 +181,53 @@ def _score_batch(scorer: Scorer, batch: pa.RecordBatch, start: int, cols: Column
     )
 
 
+class _Collector:
+    """Takes scored batches in input order: counts them into the result, writes their rejects, keeps the rest."""
+
+    def __init__(self, result: BatchResult, cols: Columns, rejects_file: IO[bytes]) -> None:
+        self.result, self.cols, self.rejects_file = result, cols, rejects_file
+        self.kept: list[_Part] = []
+        self.rejected_ids: list[pa.ChunkedArray] = []
+        self.writer: pacsv.CSVWriter | None = None
+
+    def add(self, part: _Part) -> None:
+        self.result.rows += part.rows
+        self.result.accepted += len(part.p)
+        if part.rejects is not None:
+            self.result.rejected += part.rejects.num_rows
+            self.result.add_reasons(part.reasons)
+            if self.cols.id:
+                self.rejected_ids.append(part.rejects.column(self.cols.id))
+            if self.writer is None:
+                self.writer = pacsv.CSVWriter(self.rejects_file, part.rejects.schema)
+            self.writer.write_table(part.rejects)
+            part.rejects = None
+        self.kept.append(part)
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+        else:  # an empty rejects file still says which columns a reject would have
+            pacsv.CSVWriter(self.rejects_file, reject_schema(self.cols.read, self.cols.id)).close()
+
+    def ranked(self) -> _Ranked:
+        kept, cols = self.kept, self.cols
+        carried = {c: pa.chunked_array([k.carried[c] for k in kept], pa.string()) for c in cols.carried}
+        if cols.id:
+            accepted = carried[cols.id].chunks
+            self.result.duplicate_ids = duplicate_count(
+                [*accepted, *[c for r in self.rejected_ids for c in r.chunks]]
+            )
+        tops = [k.top for k in kept if k.top is not None]
+        return _Ranked(
+            np.concatenate([k.p for k in kept]),
+            np.concatenate([k.decision for k in kept]),
+            np.concatenate([k.row for k in kept]),
+            carried,
+            TopReasons.concat(tops) if tops else None,
+        )
+
+
 def _scan(
     scorer: Scorer,
     inputs: Inputs,
@@ -199,24 +246,7 @@ def _scan(
         if progress:
             progress(min(consumed[0], size), size)
 
-    kept: list[_Part] = []
-    rejected_ids: list[pa.ChunkedArray] = []
-    writer: list[pacsv.CSVWriter] = []
-
-    def collect(part: _Part) -> None:
-        result.rows += part.rows
-        result.accepted += len(part.p)
-        if part.rejects is not None:
-            result.rejected += part.rejects.num_rows
-            result.add_reasons(part.reasons)
-            if cols.id:
-                rejected_ids.append(part.rejects.column(cols.id))
-            if not writer:
-                writer.append(pacsv.CSVWriter(rejects_file, part.rejects.schema))
-            writer[0].write_table(part.rejects)
-            part.rejects = None
-        kept.append(part)
-
+    collector = _Collector(result, cols, rejects_file)
     pool = ThreadPoolExecutor(max(workers, 1))
     pending: list[Future[_Part]] = []
     try:
@@ -225,31 +255,17 @@ def _scan(
             pending.append(pool.submit(_score_batch, scorer, batch, offset, cols, explain))
             offset += batch.num_rows
             while len(pending) >= max(workers, 1) or (pending and pending[0].done()):
-                collect(pending.pop(0).result())
+                collector.add(pending.pop(0).result())
         while pending:
-            collect(pending.pop(0).result())
+            collector.add(pending.pop(0).result())
     finally:
         for f in pending:
             f.cancel()
         pool.shutdown(wait=True, cancel_futures=True)
     if result.rows == 0:
         raise InputError(f"{inputs.source}: the input has no data rows")
-    if writer:
-        writer[0].close()
-    else:  # an empty rejects file still says which columns a reject would have
-        pacsv.CSVWriter(rejects_file, reject_schema(cols.read, cols.id)).close()
-    carried = {c: pa.chunked_array([k.carried[c] for k in kept], pa.string()) for c in cols.carried}
-    if cols.id:
-        accepted = carried[cols.id].chunks
-        result.duplicate_ids = duplicate_count([*accepted, *[c for r in rejected_ids for c in r.chunks]])
-    tops = [k.top for k in kept if k.top is not None]
-    return _Ranked(
-        np.concatenate([k.p for k in kept]),
-        np.concatenate([k.decision for k in kept]),
-        np.concatenate([k.row for k in kept]),
-        carried,
-        TopReasons.concat(tops) if tops else None,
-    )
+    collector.close()
+    return collector.ranked()
 
 
 def duplicate_count(ids: list[pa.Array]) -> int:

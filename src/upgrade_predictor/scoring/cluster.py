@@ -32,7 +32,10 @@ import pyarrow.parquet as pq
 from ..errors import InputError
 from ..files import publish_folder, temp_folder, write_json_atomic
 from ..parallel import connect
-from ..sources.tables import GZIP_ERRORS, Inputs, error_line, input_files, read_dask
+from ..sources.dask import read_dask
+from ..sources.formats import GZIP_ERRORS
+from ..sources.inputs import Inputs, input_files
+from ..sources.messages import error_line
 from .batch import BatchResult, ranked_schema, reject_schema
 from .partition import (
     LOCAL,
@@ -136,26 +139,7 @@ def score_dataset(
             result = _run(client if client is not None else own, job, progress)
         result.out, result.rejects = out_dir / SCORED_DIR, out_dir / REJECTS_DIR
         result.seconds = time.perf_counter() - t0
-        write_json_atomic(
-            tmp / SUMMARY_FILE,
-            {
-                "model": str(model),
-                "model_sha256": digest,
-                "data": str(data),
-                "files": len(inputs.files),
-                "id_column": cols.id,
-                "top": keep,
-                "threshold": scorer.threshold,
-                "rows": result.rows,
-                "accepted": result.accepted,
-                "rejected": result.rejected,
-                "written": result.written,
-                "duplicate_ids": result.duplicate_ids,
-                "partitions": result.partitions,
-                "reject_reasons": result.reject_reasons,
-                "seconds": round(result.seconds, 3),
-            },
-        )
+        write_json_atomic(tmp / SUMMARY_FILE, _summary(model, digest, data, job, scorer.threshold, result))
         publish_folder(tmp, out_dir)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -163,15 +147,72 @@ def score_dataset(
     return result
 
 
-def _run(client: Any, job: _Job, progress: Callable[[int, int], None] | None) -> DaskScoreResult:
-    import dask
-    from distributed import as_completed
+def _summary(
+    model: Path, digest: str, data: str | Path, job: _Job, threshold: float, result: DaskScoreResult
+) -> dict[str, Any]:
+    """summary.json: what was scored with which bundle, and the counts."""
+    return {
+        "model": str(model),
+        "model_sha256": digest,
+        "data": str(data),
+        "files": len(job.inputs.files),
+        "id_column": job.cols.id,
+        "top": job.keep,
+        "threshold": threshold,
+        "rows": result.rows,
+        "accepted": result.accepted,
+        "rejected": result.rejected,
+        "written": result.written,
+        "duplicate_ids": result.duplicate_ids,
+        "partitions": result.partitions,
+        "reject_reasons": result.reject_reasons,
+        "seconds": round(result.seconds, 3),
+    }
 
+
+def _run(client: Any, job: _Job, progress: Callable[[int, int], None] | None) -> DaskScoreResult:
     # The in-process scheduler of a local cluster logs every shuffle at WARNING level; it is routine here.
     logging.getLogger("distributed.shuffle").setLevel(logging.ERROR)
     tmp = job.tmp
     for d in (job.stage, job.rejects_stage, job.ids_stage, tmp / SCORED_DIR, tmp / REJECTS_DIR):
         d.mkdir()
+    stats, top = _score_parts(client, job, progress)
+    rows = np.array([s["rows"] for s in stats], dtype=np.int64)
+    if rows.sum() == 0:
+        raise InputError(f"{job.inputs.source}: the input has no data rows")
+    result = DaskScoreResult(
+        tmp,
+        tmp,
+        int(rows.sum()),
+        sum(s["accepted"] for s in stats),
+        sum(s["rejected"] for s in stats),
+        id_column=job.cols.id,
+        files=len(job.inputs.files),
+        partitions=len(stats),
+    )
+    for s in stats:
+        result.add_reasons(s["reasons"])
+    if job.cols.id:
+        result.duplicate_ids = _duplicate_ids(client, job, sum(s["ids"] for s in stats))
+    result.written = _write_parts(
+        client, job, stats, top, np.concatenate(([0], np.cumsum(rows)[:-1])), result
+    )
+    for d in (job.stage, job.rejects_stage, job.ids_stage, tmp / "_ranked"):
+        shutil.rmtree(d, ignore_errors=True)
+    for d in (tmp / SCORED_DIR, tmp / REJECTS_DIR):  # temp files of writers killed mid-write
+        for f in d.iterdir():
+            if not f.name.startswith("part-"):
+                f.unlink()
+    return result
+
+
+def _score_parts(
+    client: Any, job: _Job, progress: Callable[[int, int], None] | None
+) -> tuple[list[dict[str, Any]], Any]:
+    """Score every input partition on the workers; the counts of each, and the merged top (or None)."""
+    import dask
+    from distributed import as_completed
+
     merge = job.keep if job.keep is not None and job.keep <= TOP_BY_MERGE else None
     with _read_errors(job.inputs):
         ddf = read_dask(job.inputs, job.cols.read, job.blocksize or _blocksize(job.inputs))
@@ -192,25 +233,21 @@ def _run(client: Any, job: _Job, progress: Callable[[int, int], None] | None) ->
             if progress:
                 progress(done, len(futures))
         del futures, tasks
-    rows = np.array([s["rows"] for s in stats], dtype=np.int64)
-    if rows.sum() == 0:
-        raise InputError(f"{job.inputs.source}: the input has no data rows")
-    row_offsets = np.concatenate(([0], np.cumsum(rows)[:-1]))
-    result = DaskScoreResult(
-        tmp,
-        tmp,
-        int(rows.sum()),
-        sum(s["accepted"] for s in stats),
-        sum(s["rejected"] for s in stats),
-        id_column=job.cols.id,
-        files=len(job.inputs.files),
-        partitions=len(stats),
-    )
-    for s in stats:
-        result.add_reasons(s["reasons"])
-    if job.cols.id:
-        result.duplicate_ids = _duplicate_ids(client, job, sum(s["ids"] for s in stats))
+    return stats, top
 
+
+def _write_parts(
+    client: Any,
+    job: _Job,
+    stats: list[dict[str, Any]],
+    top: Any,
+    row_offsets: np.ndarray,
+    result: DaskScoreResult,
+) -> int:
+    """Write the ranked parts and the rejects with global row numbers; the ranked rows written."""
+    import dask
+
+    tmp = job.tmp
     final = dask.delayed(finalize_partition, pure=True)
     offsets_ref = client.scatter(row_offsets, broadcast=True, hash=True)  # once, not once per task
     out_tasks = []
@@ -226,20 +263,14 @@ def _run(client: Any, job: _Job, progress: Callable[[int, int], None] | None) ->
                 str(job.rejects_stage / part_name(part)), str(tmp / REJECTS_DIR / part_name(k)), offsets_ref
             )
         )
-    written = client.compute(out_tasks, sync=True) if out_tasks else []
-    result.written = int(sum(written[: len(written) - len(reject_parts)]))
-    if result.written == 0:
+    written_parts = client.compute(out_tasks, sync=True) if out_tasks else []
+    written = int(sum(written_parts[: len(written_parts) - len(reject_parts)]))
+    if written == 0:
         write_parquet(ranked_schema(job.cols.carried).empty_table(), tmp / SCORED_DIR / part_name(0))
     if not reject_parts:
         empty = reject_schema(job.cols.read, job.cols.id).empty_table()
         write_parquet(empty, tmp / REJECTS_DIR / part_name(0))
-    for d in (job.stage, job.rejects_stage, job.ids_stage, tmp / "_ranked"):
-        shutil.rmtree(d, ignore_errors=True)
-    for d in (tmp / SCORED_DIR, tmp / REJECTS_DIR):  # temp files of writers killed mid-write
-        for f in d.iterdir():
-            if not f.name.startswith("part-"):
-                f.unlink()
-    return result
+    return written
 
 
 def _ranked_tasks(final: Any, job: _Job, stats: list[dict[str, Any]], offsets_ref: Any) -> list[Any]:

@@ -20,7 +20,7 @@ import pyarrow.parquet as pq
 
 from ..errors import InputError
 from ..files import write_atomic
-from ..sources.tables import batch_to_frame
+from ..schema import batch_to_frame
 from .batch import carried_columns, ranked_schema, reject_table
 from .scorer import Columns, Scorer, rank_order
 

@@ -11,7 +11,6 @@ import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -20,15 +19,14 @@ from sklearn.pipeline import Pipeline as SkPipeline
 from .. import config
 from ..bundle import Bundle, load_bundle
 from ..errors import InputError
-from ..features import source_weights
-from ..models import inner_pipeline
+from ..features import encoded_names, source_weights
+from ..models import EXPLAIN_FAMILIES, inner_pipeline
 from ..schema import Schema, ValidatedRows
-from ..sources.tables import Inputs
+from ..sources.inputs import Inputs
 from .fast import FastPipeline, fast_model, probe_rows
 
 SUB_ROWS = 65_536  # rows per model call: bounds the one-hot matrix (rows x ~90 float64 columns)
 TOP_REASONS = 3
-EXPLAIN_FAMILIES = ("gbm",)
 
 
 @dataclass
@@ -210,23 +208,13 @@ class Scorer:
         # The same matrix the model scored: the checked fast steps, else the pipeline's own.
         transform = FastPipeline(inner).transform if self._fast is not None else inner[:-1].transform
         names = list(self.schema.names)
-        weights = source_weights(self.encoded_names(inner), names, self.schema.categorical)
+        weights = source_weights(encoded_names(inner), names, self.schema.categorical)
         out = np.empty((len(X), len(names)))
         for i in range(0, len(X), SUB_ROWS):
             Z = np.asarray(transform(X.iloc[i : i + SUB_ROWS]), dtype="float64")
             contrib = model.booster_.predict(Z, pred_contrib=True)[:, :-1]  # last column: bias
             out[i : i + SUB_ROWS] = contrib @ weights
         return out, names
-
-    @staticmethod
-    def encoded_names(inner: Any) -> list[str]:
-        """Names of the columns the model sees, after every encoding step of the pipeline."""
-        Z_names: Any = None
-        for _, step in inner.steps[:-1]:
-            if step is None or step == "passthrough" or hasattr(step, "fit_resample"):
-                continue
-            Z_names = step.get_feature_names_out(Z_names)
-        return [str(n) for n in (Z_names if Z_names is not None else [])]
 
     def top_reasons(self, X: pd.DataFrame, k: int = TOP_REASONS) -> TopReasons:
         """The k largest contributions (by size, with sign) per row."""

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 from ..errors import InputError
 from ..evaluation import Scores
+from ..records import as_object, check_keys
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,51 @@ class Split:
     cv_splits: int
     cv_repeats: int
     group_column: str | None = None  # --group: rows sharing its value were kept on one side
+
+
+@dataclass(frozen=True)
+class Tuning:
+    """What Optuna found for one family on the shared folds: the trials run and the best of them."""
+
+    strategy: str
+    best_value: float  # the best trial's CV mean of the objective
+    n_trials: int  # trials run
+    best_params: dict[str, Any]
+    planned_trials: int | None = None  # trials planned (fewer ran under --time-limit); None in older runs
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "strategy": self.strategy,
+            "best_value": self.best_value,
+            "n_trials": self.n_trials,
+        }
+        if self.planned_trials is not None:
+            out["planned_trials"] = self.planned_trials
+        out["best_params"] = self.best_params
+        return out
+
+    @classmethod
+    def from_dict(cls, d: Any, where: str = "tuning") -> Tuning:
+        """Read one family's tuning record; an unknown or missing key is refused naming it."""
+        check_keys(d, where, ["strategy", "best_value", "n_trials", "best_params"], ["planned_trials"])
+        planned = d.get("planned_trials")
+        return cls(
+            strategy=str(d["strategy"]),
+            best_value=float(d["best_value"]),
+            n_trials=int(d["n_trials"]),
+            best_params=dict(as_object(d["best_params"], f"{where}.best_params")),
+            planned_trials=None if planned is None else int(planned),
+        )
+
+
+def tuning_to_dict(tuning: dict[str, Tuning]) -> dict[str, Any]:
+    """The tuning records of a run, by family, as metrics.json holds them."""
+    return {family: t.to_dict() for family, t in tuning.items()}
+
+
+def tuning_from_dict(d: Any, where: str = "tuning") -> dict[str, Tuning]:
+    """The tuning records of a run read back from metrics.json (an absent record: no tuning)."""
+    return {str(f): Tuning.from_dict(t, f"{where}.{f}") for f, t in as_object(d or {}, where).items()}
 
 
 @dataclass(frozen=True)
@@ -81,7 +127,8 @@ class Limits:
         )
 
     @classmethod
-    def from_dict(cls, d: Any) -> Limits:
+    def from_dict(cls, d: Any, where: str = "limits") -> Limits:
+        check_keys(d, where, [], _names(cls))  # every key optional: older runs have fewer
         return cls(
             time_limit=None if d.get("time_limit") is None else float(d["time_limit"]),
             fit_rows={str(k): int(v) for k, v in (d.get("fit_rows") or {}).items()},
@@ -100,7 +147,7 @@ class RunMetrics:
     test: Scores
     cv: dict[str, float]  # "<metric>_mean" and "<metric>_sd" across folds
     split: Split
-    tuning: dict[str, Any] = field(default_factory=dict)
+    tuning: dict[str, Tuning] = field(default_factory=dict)  # family -> what Optuna found
     reference: Reference | None = None
     no_leak: NoLeak | None = None
     limits: Limits = field(default_factory=Limits)
@@ -114,7 +161,7 @@ class RunMetrics:
             "test": self.test.to_dict(),
             "cv": self.cv,
             "split": asdict(self.split),
-            "tuning": self.tuning,
+            "tuning": tuning_to_dict(self.tuning),
             "limits": asdict(self.limits),
         }
         if self.reference is not None:
@@ -136,34 +183,73 @@ class RunMetrics:
 
     @classmethod
     def from_dict(cls, d: Any, where: str = "metrics.json") -> RunMetrics:
-        """Read metrics.json; a file of another shape says how to get a readable run."""
+        """Read metrics.json; an unknown or missing key, or a file of another shape, is refused naming
+        what is wrong and saying how to get a readable run."""
         try:
-            ref, nl = d.get("reference"), d.get("no_leak")
-            return cls(
-                chosen=Chosen(**d["chosen"]),
-                objective=str(d["objective"]),
-                threshold=Threshold(float(d["threshold"]["value"]), str(d["threshold"]["objective"])),
-                train=Scores.from_dict(d["train"]),
-                test=Scores.from_dict(d["test"]),
-                cv={k: float(v) for k, v in d["cv"].items()},
-                split=Split(**d["split"]),
-                tuning=dict(d.get("tuning") or {}),
-                limits=Limits.from_dict(d.get("limits") or {}),
-                reference=None
-                if ref is None
-                else Reference(Scores.from_dict(ref["test"]), dict(ref["cv"]), float(ref["threshold"])),
-                no_leak=None
-                if nl is None
-                else NoLeak(
-                    list(nl["excluded"]),
-                    Scores.from_dict(nl["test"]),
-                    Scores.from_dict(nl["train"]),
-                    dict(nl["cv"]),
-                    float(nl["threshold"]),
-                ),
-            )
+            return cls._read(d)
+        except InputError as e:
+            problem = str(e)
         except (KeyError, TypeError, ValueError, AttributeError) as e:
-            raise InputError(
-                f"{where}: not the metrics of a run of this version ({type(e).__name__}: {e}); "
-                "retrain with 'upgrade-predictor train'"
-            ) from None
+            problem = f"{type(e).__name__}: {e}"
+        raise InputError(
+            f"{where}: not the metrics of a run of this version ({problem}); "
+            "retrain with 'upgrade-predictor train'"
+        ) from None
+
+    @classmethod
+    def _read(cls, d: Any) -> RunMetrics:
+        optional = ["tuning", "limits", "reference", "no_leak"]  # older runs lack some
+        check_keys(d, "the file", [k for k in _names(cls) if k not in optional], optional)
+        return cls(
+            chosen=Chosen(**_record(d["chosen"], "chosen", Chosen)),
+            objective=str(d["objective"]),
+            threshold=_threshold(d["threshold"], "threshold"),
+            train=Scores.from_dict(d["train"], "train"),
+            test=Scores.from_dict(d["test"], "test"),
+            cv=_floats(d["cv"], "cv"),
+            split=Split(**_record(d["split"], "split", Split, ["group_column"])),
+            tuning=tuning_from_dict(d.get("tuning"), "tuning"),
+            limits=Limits.from_dict(d.get("limits") or {}, "limits"),
+            reference=None if d.get("reference") is None else _reference(d["reference"]),
+            no_leak=None if d.get("no_leak") is None else _no_leak(d["no_leak"]),
+        )
+
+
+def _names(cls: Any) -> list[str]:
+    return [f.name for f in fields(cls)]
+
+
+def _record(d: Any, where: str, cls: Any, optional: list[str] | None = None) -> dict[str, Any]:
+    """`d` as the keyword arguments of record `cls`, once its keys are checked."""
+    optional = optional or []
+    check_keys(d, where, [k for k in _names(cls) if k not in optional], optional)
+    return dict(d)
+
+
+def _floats(d: Any, where: str) -> dict[str, float]:
+    return {str(k): float(v) for k, v in as_object(d, where).items()}
+
+
+def _threshold(d: Any, where: str) -> Threshold:
+    check_keys(d, where, _names(Threshold))
+    return Threshold(float(d["value"]), str(d["objective"]))
+
+
+def _reference(d: Any) -> Reference:
+    at = "reference"
+    check_keys(d, at, _names(Reference))
+    return Reference(
+        Scores.from_dict(d["test"], f"{at}.test"), _floats(d["cv"], f"{at}.cv"), float(d["threshold"])
+    )
+
+
+def _no_leak(d: Any) -> NoLeak:
+    at = "no_leak"
+    check_keys(d, at, _names(NoLeak))
+    return NoLeak(
+        [str(c) for c in d["excluded"]],
+        Scores.from_dict(d["test"], f"{at}.test"),
+        Scores.from_dict(d["train"], f"{at}.train"),
+        _floats(d["cv"], f"{at}.cv"),
+        float(d["threshold"]),
+    )

@@ -57,6 +57,14 @@ def show_audit(console: Console, report: AuditReport) -> None:
 
 
 def show_results(console: Console, board: pd.DataFrame, metrics: RunMetrics) -> None:
+    """The leaderboard, then the chosen model's scores beside the reference's and the leak-free model's."""
+    show_leaderboard(console, board)
+    if not metrics.limits.repeatable:
+        warn(console, metrics.limits.time_limit_note(metrics.limits.time_limit or 0))
+    show_chosen(console, metrics)
+
+
+def show_leaderboard(console: Console, board: pd.DataFrame) -> None:
     t = Table(title="leaderboard (cross-validated on the training part; mean ± sd)", title_justify="left")
     rows = "fit_rows" in board.columns  # runs written before row caps have no such column
     for col in (
@@ -96,8 +104,9 @@ def show_results(console: Console, board: pd.DataFrame, metrics: RunMetrics) -> 
             console,
             "* fitted on a stratified sample of each training fold (the budget's cap for that family)",
         )
-    if not metrics.limits.repeatable:
-        warn(console, metrics.limits.time_limit_note(metrics.limits.time_limit or 0))
+
+
+def show_chosen(console: Console, metrics: RunMetrics) -> None:
     t = Table(
         title=f"chosen model: {metrics.chosen.label}; threshold {metrics.threshold.value:.3f} "
         f"({metrics.threshold.objective} on out-of-fold predictions)",

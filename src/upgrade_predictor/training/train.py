@@ -5,7 +5,6 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import replace
-from datetime import datetime
 from pathlib import Path
 
 from rich.console import Console
@@ -13,15 +12,17 @@ from rich.console import Console
 from ..console import say
 from ..data_audit import audit
 from ..dataset import load_dataset
-from ..files import check_outputs, replaceable_folder, staged_folder
 from ..parallel import connect, fits_on, study_storage
-from .protocol import RunClock, TrainConfig, check_classes, row_groups
+from ..runs.folder import destination, published
+from .clock import RunClock
+from .options import TableOptions
 from .runs import write_run
+from .splits import check_classes, row_groups
 from .summary import show_audit
 
 
 def run_training(
-    cfg: TrainConfig,
+    cfg: TableOptions,
     console: Console | None = None,
     finish: Callable[[Path, str], object] | None = None,
     clock: RunClock | None = None,
@@ -37,7 +38,7 @@ def run_training(
     clock.limit = cfg.time_limit
     started = clock.started
     clock.mark("audit")
-    dest = check_out(cfg)
+    dest = destination(cfg.out, cfg.force, {"--data": cfg.data})
     ds = load_dataset(
         cfg.data,
         cfg.target,
@@ -52,21 +53,11 @@ def run_training(
     check_classes(ds, groups, cfg, budget)
     report = audit(ds)
     show_audit(console, report)
-    with staged_folder(dest) as out:
+    with published(dest) as out:
         with connect(cfg.dask) as client, fits_on(client) as n_jobs:
             run_cfg = replace(cfg, jobs=n_jobs or cfg.jobs)
             write_run(out, ds, report, run_cfg, budget, console, study_storage(client), clock, groups)
-        if finish is not None:
-            clock.mark("report")
-            finish(out, dest.name)
+        out.finish(finish, clock)
     clock.mark(None)
     say(console, f"done in {time.perf_counter() - started:.0f}s: {dest}", style="green")
-    return dest
-
-
-def check_out(cfg: TrainConfig) -> Path:
-    """Where the run will be published; an existing run is replaced only with --force."""
-    dest = Path(cfg.out) if cfg.out else Path("runs") / datetime.now().strftime("%Y%m%d-%H%M%S")
-    replaceable_folder(dest, cfg.force)
-    check_outputs({"--out": dest}, {"--data": cfg.data, "--events": cfg.events, "--mapping": cfg.mapping})
     return dest

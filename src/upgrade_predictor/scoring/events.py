@@ -12,11 +12,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ..errors import InputError
-from ..scoring.batch import BatchResult, score_file
-from ..scoring.scorer import Scorer
+from ..forecast.export import default_as_of, parse_day
+from ..forecast.features import features_as_of
 from ..sources.events import EventSource
-from .export import default_as_of, parse_day
-from .features import features_as_of
+from .batch import BatchResult, score_file
+from .scorer import Scorer
 
 ID = "user_id"
 CARRIED = ("tenure_days",)  # shown beside each user in the ranked list

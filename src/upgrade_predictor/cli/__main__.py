@@ -1,0 +1,5 @@
+"""`python -m upgrade_predictor.cli`: the command line."""
+
+from . import main
+
+main()
