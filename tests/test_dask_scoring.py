@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -157,24 +158,42 @@ def test_top_and_budget_across_partitions(merged, bundles, client, tmp_path, mon
 
 
 class KillOnce(distributed.WorkerPlugin):
-    """Kill the worker at `address` (as a crash would: SIGKILL) when it starts its `after`-th scoring task."""
+    """Kill the first worker to start its `after`-th scoring task (as a crash would: SIGKILL).
 
-    def __init__(self, address: str, after: int):
-        self.address, self.after, self.started = address, after, 0
+    Which worker gets how many tasks is the scheduler's choice, so the victim is not named in advance:
+    every worker counts its own tasks, and the first to reach `after` creates `marker` exclusively
+    (so exactly one dies), writes its pid and address there, and kills itself."""
+
+    def __init__(self, marker: str, after: int):
+        self.marker, self.after, self.started = marker, after, 0
 
     def setup(self, worker):
         self.worker = worker
 
     def transition(self, key, start, finish, **kwargs):
         name = key[0] if isinstance(key, tuple) else key
-        if (
-            finish == "executing"
-            and str(name).startswith("score_partition")
-            and self.worker.address == self.address
-        ):
+        if finish == "executing" and str(name).startswith("score_partition"):
             self.started += 1
             if self.started == self.after:
+                try:
+                    fd = os.open(self.marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+                except FileExistsError:
+                    return
+                os.write(fd, f"{os.getpid()} {self.worker.address}".encode())
+                os.close(fd)
                 os.kill(os.getpid(), signal.SIGKILL)
+
+
+def _gone(pid: int, seconds: float = 15.0) -> bool:
+    """Whether the process has ended (and been reaped by its nanny) within `seconds`."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        time.sleep(0.05)
+    return False
 
 
 def test_a_worker_killed_mid_run_loses_and_duplicates_no_row(bundles, tmp_path):
@@ -184,20 +203,19 @@ def test_a_worker_killed_mid_run_loses_and_duplicates_no_row(bundles, tmp_path):
     df = with_bad_rows(users(4000)).drop(columns="user_id")
     df.to_csv(tmp_path / "u.csv", index=False)
     ref, ref_rej = single(bundles["gbm"], tmp_path / "u.csv", tmp_path / "single.parquet")
+    marker = tmp_path / "killed"
     with (
         distributed.LocalCluster(
             n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0"
         ) as lc,
         distributed.Client(lc) as c,
     ):
-        victim = sorted(c.scheduler_info()["workers"])[0]
-        pid = c.run(os.getpid, workers=[victim])[victim]
-        c.register_plugin(KillOnce(victim, after=3))
+        c.register_plugin(KillOnce(str(marker), after=3))
         res = cluster.score_dataset(
             bundles["gbm"], tmp_path / "u.csv", tmp_path / "out", client=c, blocksize=5_000
         )
-        with pytest.raises(ProcessLookupError):
-            os.kill(pid, 0)  # the victim really died
+        pid, victim = marker.read_text().split()  # some worker ran 3 of the 8 or more partitions
+        assert _gone(int(pid))  # the victim really died
         assert victim not in c.scheduler_info()["workers"]
     assert res.partitions >= 8
     got, got_rej = on_dask(tmp_path / "out")
