@@ -17,6 +17,7 @@ import uvicorn
 from fastapi.testclient import TestClient
 
 from conftest import make_bundle, run_cli, synthetic_frame
+from test_serving import USER
 from upgrade_predictor import serving
 from upgrade_predictor.errors import InputError
 from upgrade_predictor.scoring.scorer import Scorer
@@ -25,15 +26,6 @@ from upgrade_predictor.serving.access import check_bind, is_loopback, load_token
 
 TOKEN = "s3cret-token-0123456789abcdef"
 SECOND = "another.token_with~all+chars/ok=="
-USER = {
-    "student_country": "US",
-    "days_on_platform": 10,
-    "minutes_watched": 100.5,
-    "courses_started": 2,
-    "practice_exams_started": 1,
-    "practice_exams_passed": 1,
-    "minutes_spent_on_exams": 5.0,
-}
 
 
 def _bearer(token: str) -> dict[str, str]:
