@@ -11,6 +11,7 @@ from scipy.special import expit, logit
 from upgrade_predictor.errors import InputError
 from upgrade_predictor.forecast.backtest import (
     TENURE_BANDS,
+    Ranked,
     backtest_table,
     count_interval,
     origin_count,
@@ -175,3 +176,25 @@ def test_an_origin_tells_the_models_predictions_from_the_baselines() -> None:
     origin = OriginResult(split, p, np.zeros(2), {}, 3)
     assert origin.model("sigmoid") is p[model_key("sigmoid")]
     assert list(origin.baselines()) == ["base rate", AGGREGATED]
+
+
+def test_ranked_metrics_equal_the_resample_written_out() -> None:
+    """Weighted PR AUC and lift (one sort, many resamples) equal scikit-learn's and `top_decile_lift` on
+    the same resample with every drawn row repeated, ties included."""
+    from sklearn.metrics import average_precision_score
+
+    rng = np.random.default_rng(4)
+    y = (rng.random(3000) < 0.08).astype(int)
+    p = np.round(np.clip(0.05 + 0.1 * y + rng.normal(0, 0.05, 3000), 0.001, 0.999), 2)  # many ties
+    ranked = Ranked(y, p)
+    for _ in range(5):
+        w = rng.poisson(1.0, len(y))
+        rows = np.repeat(np.arange(len(y)), w)
+        assert ranked.pr_auc(w.astype(float)) == pytest.approx(
+            average_precision_score(y[rows], p[rows]), abs=1e-12
+        )
+        assert ranked.top_decile_lift(w.astype(float)) == pytest.approx(
+            top_decile_lift(y[rows], p[rows]), abs=1e-12
+        )
+    ones = np.ones(len(y))
+    assert ranked.pr_auc(ones) == pytest.approx(average_precision_score(y, p), abs=1e-12)

@@ -13,8 +13,14 @@ import pandas as pd
 import pytest
 
 from conftest import SMALL_MAPPING
+from upgrade_predictor import config
 from upgrade_predictor.errors import InputError
-from upgrade_predictor.forecast.features import feature_names, features_as_of, point_in_time_features
+from upgrade_predictor.forecast.features import (
+    feature_names,
+    features_as_of,
+    features_as_of_chunks,
+    point_in_time_features,
+)
 from upgrade_predictor.sources.events import EventSource
 
 MAPPING = (
@@ -116,7 +122,7 @@ def test_same_rows_same_order_and_types(source: EventSource) -> None:
     assert list(zip(f["user_id"], f["cutoff"].dt.strftime("%Y-%m-%d"))) == pairs
     assert f.iloc[0].drop(["user_id", "cutoff"]).equals(f.iloc[2].drop(["user_id", "cutoff"]))
     numeric = f.drop(columns=["user_id", "cutoff", "country"])
-    assert (numeric.dtypes == np.float64).all()
+    assert (numeric.dtypes == np.float32).all()
     assert str(f["cutoff"].dtype) == "datetime64[ns]"
     assert list(f.columns[2:]) == feature_names(source)
     assert (
@@ -139,6 +145,17 @@ def test_features_as_of_keeps_the_free_users(source: EventSource) -> None:
     same = point_in_time_features(source, f[["user_id", "cutoff"]])
     pd.testing.assert_frame_equal(f, same)
     assert features_as_of(source, date(2022, 3, 4))["user_id"].tolist() == ["u1"]
+
+
+def test_chunks_give_the_same_rows_as_one_frame(source: EventSource, monkeypatch: pytest.MonkeyPatch) -> None:
+    whole = features_as_of(source, CUTOFF.date())
+    parts = list(features_as_of_chunks(source, CUTOFF.date(), size=1))
+    assert [len(p) for p in parts] == [1] * len(whole)
+    pd.testing.assert_frame_equal(pd.concat(parts, ignore_index=True), whole)
+    pairs = [("u2", "2022-03-10"), ("u1", "2022-03-05"), ("u3", "2022-03-09"), ("u1", "2022-03-02")]
+    one = point_in_time_features(source, rows(*pairs))
+    monkeypatch.setattr(config, "FEATURE_CHUNK_ROWS", 3)
+    pd.testing.assert_frame_equal(point_in_time_features(source, rows(*pairs)), one)
 
 
 def test_bad_rows_are_refused(source: EventSource) -> None:

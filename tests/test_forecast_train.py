@@ -211,3 +211,25 @@ def test_a_time_limited_events_run_compares_less_and_says_results_may_vary(tmp_p
     assert any("no time was left to tune" in n for n in notes)
     assert (run.dir / "model.zip").exists() and run.info.time_limit == 0.01
     assert "may vary between machines" in (run.dir / "report.html").read_text()
+
+
+def test_a_row_budget_trains_on_whole_sampled_users_and_says_so(tmp_path, events_run, capsys):
+    """--design-rows: the run trains on every row of a random share of users, scores the test period on
+    every free user, and states both in design.json and in its plan line."""
+    folder, full_out = events_run
+    full = json.loads((full_out / "design.json").read_text())
+    budget = full["rows"] // 3
+    out = train(events_config(folder, tmp_path / "run", design_rows=budget)).dir
+    design = json.loads((out / "design.json").read_text())
+    s = design["sample"]
+    assert s["rows"] == full["rows"] and s["users"] == full["users"]
+    assert s["fit_share"] == pytest.approx(budget / full["rows"]) and s["fit_rows"] < full["rows"]
+    assert s["eval_share"] == 1.0  # the test periods are still scored on every free user
+    assert design["final_fit_rows"] < full["final_fit_rows"]
+    # Test periods are the same rows as the full run's: whole populations, not the sample.
+    assert [o["test_rows"] for o in design["origins"]] == [o["test_rows"] for o in full["origins"]]
+    assert [o["train_rows"] for o in design["origins"]] < [o["train_rows"] for o in full["origins"]]
+    bundle = load_bundle(out / "model.zip")
+    assert bundle.metadata.training.rows == s["fit_rows"]
+    err = capsys.readouterr().err
+    assert f"random {s['fit_share']:.1%} of users" in err and "every free user" in err

@@ -29,6 +29,9 @@ RARE_CATEGORY_ROWS = 20
 
 # Features.
 CLIP_QUANTILE = 0.995  # winsorise at training-fold quantiles instead of dropping rows
+# Medians and clipping quantiles of a training fit are estimated on at most this many random rows of it
+# (the bundled table is used whole; an events design of 600k+ rows is sampled).
+FIT_STAT_ROWS = 100_000
 MIN_CATEGORY_FREQUENCY = 20  # rarer codes share one "infrequent" column; unseen codes land there too
 
 # The course's reference recipe (kept as a baseline row).
@@ -78,6 +81,12 @@ class Budget:
     # compared on a stratified sample of this many rows, one repeat of folds grouped by user (stated in
     # the leaderboard and the report); the chosen pipeline is then fitted on every training row.
     compare_rows: int = 40_000
+    # Event runs: the model trains on the design rows of a random sample of users holding at most this
+    # many rows (all rows of a sampled user, so probabilities stay calibrated without any correction);
+    # each backtest period scores every free user, or a random sample of users holding at most
+    # `eval_rows` of its rows. Both are stated in the run's plan line and the report.
+    design_rows: int = 1_500_000
+    eval_rows: int = 1_000_000
     # Table runs: a family whose fit costs grow faster than its rows (neighbour search, kernels, deep
     # trees) fits on a stratified sample of at most this many of the rows of each fit (every CV fold,
     # every tuning trial and the final model alike; stated in the leaderboard); cheaper families get
@@ -102,6 +111,8 @@ BUDGETS = {
         trials=5,
         timeout_s=60,
         compare_rows=12_000,
+        design_rows=300_000,
+        eval_rows=300_000,
         # Quick also fits the cheap families on at most 20,000 rows: beyond that its final fit, not the
         # comparison, would dominate the run.
         fit_rows={"neighbours": 3_000, "costly": 5_000, "cheap": 20_000, "reference": 20_000},
@@ -115,7 +126,9 @@ BUDGETS = {
         tune_families=2,
         trials=32,
         timeout_s=180,
-        compare_rows=24_000,
+        compare_rows=12_000,
+        design_rows=1_500_000,
+        eval_rows=1_000_000,
         fit_rows={"neighbours": 5_000, "costly": 10_000, "cheap": 100_000, "reference": 20_000},
         max_rows={"knn": 200_000},
         tune_rows=10_000,
@@ -128,6 +141,8 @@ BUDGETS = {
         trials=60,
         timeout_s=900,
         compare_rows=100_000,
+        design_rows=5_000_000,
+        eval_rows=3_000_000,
         fit_rows={"neighbours": 20_000, "costly": 40_000, "cheap": 500_000, "reference": 40_000},
         max_rows={"knn": 500_000},
         tune_rows=50_000,
@@ -137,6 +152,9 @@ BUDGETS = {
 # Events runs: every fit of a family of these row-cap classes (KNN, SVM, forests) uses a stratified
 # sample of at most this many rows, whatever the budget; cheap families fit on every row.
 EVENTS_FIT_ROWS = {"neighbours": 60_000, "costly": 60_000}
+# Point-in-time features are built and scored this many (user, cutoff) rows at a time, so memory follows
+# the chunk, not the number of users.
+FEATURE_CHUNK_ROWS = 500_000
 
 # A time-limited run (--time-limit) shares its wall clock: the comparison ends by this share of the
 # limit, tuning by the next, and the rest is kept for the final fit, the files and the report.

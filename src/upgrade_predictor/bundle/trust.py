@@ -45,6 +45,7 @@ FRAMEWORK_TYPES = frozenset(
         "sklearn.preprocessing._function_transformer.FunctionTransformer",
         "upgrade_predictor.features.EngagementFeatures",
         "upgrade_predictor.features.QuantileClipper",
+        "upgrade_predictor.features.SampledImputer",
         # the course recipe: its outlier rule, its dropped column and its forest
         "upgrade_predictor.features.drop_columns",
         "upgrade_predictor.features.drop_reference_outliers",

@@ -47,7 +47,9 @@ def score(
     progress: bool = typer.Option(True, help="show a progress bar"),
     dask: str | None = typer.Option(None, help="score on a Dask cluster: a scheduler address, or 'local'"),
     events: Path | None = typer.Option(
-        None, help="score every user still free on --as-of from a folder of dated event tables"
+        None,
+        help="score every user still free on --as-of from a folder of dated event tables (with --dask: "
+        "computed on the cluster, whose workers must read the folder at the same path)",
     ),
     as_of: str | None = typer.Option(
         None,
@@ -74,7 +76,22 @@ def score(
     selection = Selection(top, budget, offer_cost)
     with progress_bar(bool(dask), progress) as advance:
         result: BatchResult
-        if events is not None and scorer is not None:
+        if events is not None and dask:
+            from ..scoring.events_cluster import score_events_on_dask
+
+            result, day = score_events_on_dask(
+                model,
+                events,
+                out,
+                dask,
+                as_of=as_of,
+                mapping=mapping,
+                **selection.kwargs(),
+                progress=advance,
+                verify_key=verify_key,
+            )
+            say(console, f"users free on {day} scored on the cluster from the events dated before it")
+        elif events is not None and scorer is not None:
             from ..scoring.events import score_events  # DuckDB is loaded for event tables only
 
             result, day = score_events(
@@ -149,8 +166,8 @@ def check_options(
     """Refuse a bad option, or options that do not go together, before any file is read."""
     if (data is None) == (events is None):
         raise InputError("give either DATA (a table of users) or --events DIR (dated event tables), not both")
-    if events is not None and (dask or id):
-        raise InputError("--events scores on this machine with user_id as the id; drop --dask and --id")
+    if events is not None and id:
+        raise InputError("--events scores with user_id as the id; drop --id")
     config.check_number("--max-reject-share", max_reject_share, 0, 1)
     config.check_number("--top", top, 1)
     config.check_number("--budget", budget, 0)

@@ -68,6 +68,13 @@ def train(
     horizon: int = typer.Option(
         config.HORIZON, help="with --events: days after the cutoff an upgrade counts"
     ),
+    design_rows: str | None = typer.Option(
+        None,
+        "--design-rows",
+        help="with --events: train on the (user, cutoff) rows of a random sample of users holding at most "
+        "this many rows, or 'all' [default: the budget's: quick 300,000, standard 1,500,000, thorough "
+        "5,000,000]",
+    ),
     time_limit: float | None = typer.Option(
         None, help="cap the whole run at this many seconds (results may then vary between machines)"
     ),
@@ -106,6 +113,22 @@ def train_config(options: dict[str, Any]) -> TrainConfig:
     values = {RENAMED.get(k, k): v for k, v in options.items()}
     for key in LISTS:
         values[key] = split_names(values[key])
+    values["design_rows"] = design_rows_of(values["design_rows"])
     values["families"] = values["families"] or list(get_args(config.FamilyName))
     values["strategies"] = values["strategies"] or list(config.STRATEGIES)
     return TrainConfig(**values)
+
+
+def design_rows_of(text: str | None) -> int | None:
+    """--design-rows: a whole number of rows, or 'all' (0: no limit)."""
+    if text is None:
+        return None
+    if text.strip().lower() == "all":
+        return 0
+    try:
+        rows = int(text.replace(",", "").replace("_", ""))
+    except ValueError:
+        raise InputError(f"--design-rows {text!r}: give a whole number of rows, or 'all'") from None
+    if rows < 1:
+        raise InputError(f"--design-rows {text!r}: give at least 1 row, or 'all'")
+    return rows

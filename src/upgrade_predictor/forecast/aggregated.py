@@ -13,10 +13,9 @@ from datetime import date, timedelta
 import numpy as np
 import pandas as pd
 
-from ..sources.events import EventSource
 from ..training.candidates import Candidate
 from .design import TimeSplit
-from .features import point_in_time_features
+from .engine import EventEngine
 from .matrix import Matrix, build_matrix
 
 
@@ -37,10 +36,12 @@ def aggregated_rows(users: pd.DataFrame, extract: date) -> pd.DataFrame:
 
 
 def aggregated_predictions(
-    source: EventSource, users: pd.DataFrame, m: Matrix, cand: Candidate, split: TimeSplit, seed: int
+    engine: EventEngine, users: pd.DataFrame, m: Matrix, cand: Candidate, split: TimeSplit, seed: int
 ) -> np.ndarray:
-    """Fit the candidate on the aggregated table as of the origin; probabilities on the origin's test rows."""
+    """Fit the candidate on the aggregated table as of the origin; probabilities on the origin's test rows.
+
+    `users` are the users the run trains on (its sample, under a row budget)."""
     rows = aggregated_rows(users, split.test_start)
-    train = build_matrix(source, point_in_time_features(source, rows[["user_id", "cutoff"]]), m.schema)
+    train = build_matrix(engine.attributes, engine.features_at(rows[["user_id", "cutoff"]]), m.schema)
     pipe = cand.build(m.schema, seed).fit(train.X, rows["label"].to_numpy())
     return np.asarray(pipe.predict_proba(m.X.iloc[split.test])[:, 1], dtype="float64")

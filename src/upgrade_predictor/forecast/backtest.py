@@ -88,6 +88,44 @@ def top_decile_lift(y: ArrayLike, p: ArrayLike) -> float:
     return float((hits / k) / y_arr.mean())
 
 
+class Ranked:
+    """Probabilities sorted once, for metrics of many weighted resamples of the same rows.
+
+    Hand-written: a bootstrap that draws whole users is a resample with integer weights per row, and
+    scikit-learn's average_precision_score re-sorts the rows at every call. Here the order and its groups
+    of tied scores are computed once; each resample costs a few cumulative sums. The results equal
+    average_precision_score and `top_decile_lift` on the resample written out row by row."""
+
+    def __init__(self, y: ArrayLike, p: ArrayLike) -> None:
+        y_arr, p_arr = _arrays(y, p, "Ranked")
+        order = np.argsort(-p_arr, kind="stable")
+        self.y = y_arr[order]
+        ps = p_arr[order]
+        self.order = order
+        self.last = np.flatnonzero(np.r_[ps[1:] != ps[:-1], True])  # last row of each group of ties
+
+    def _groups(self, w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        ws = w[self.order]
+        return np.cumsum(ws)[self.last], np.cumsum(ws * self.y)[self.last]
+
+    def pr_auc(self, w: np.ndarray) -> float:
+        """Average precision of the resample with row weights `w`."""
+        total, hits = self._groups(w)
+        recall = hits / hits[-1]
+        precision = np.divide(hits, total, out=np.zeros_like(hits), where=total > 0)
+        return float(np.sum(np.diff(recall, prepend=0.0) * precision))
+
+    def top_decile_lift(self, w: np.ndarray) -> float:
+        """`top_decile_lift` of the resample with row weights `w` (ties at the boundary count fractionally)."""
+        total, hits = self._groups(w)
+        n, positives = total[-1], hits[-1]
+        k = max(1, math.ceil(n / 10))
+        j = int(np.searchsorted(total, k))
+        w_above, pos_above = (total[j - 1], hits[j - 1]) if j else (0.0, 0.0)
+        tied_rate = (hits[j] - pos_above) / (total[j] - w_above)
+        return float(((pos_above + (k - w_above) * tied_rate) / k) / (positives / n))
+
+
 def count_interval(p: ArrayLike, level: float = 0.95, overdispersion: float = 1.0) -> tuple[float, float]:
     """Interval for the number of upgrades among users with probabilities p.
 

@@ -31,6 +31,8 @@ import pandas as pd
 
 from upgrade_predictor.errors import InputError
 
+from .sample import DesignSample, RowBudget, choose_rows
+
 USER_COLUMNS = ("user_id", "registered", "first_upgrade")
 _NEVER = np.iinfo(np.int64).max // 2  # day number standing for "no upgrade"; far beyond any cutoff + horizon
 
@@ -68,11 +70,16 @@ class Exclusions:
 class Design:
     """The rows of a hazard-style training table and how they were chosen."""
 
-    rows: pd.DataFrame  # user_id, cutoff, tenure_days, kind, label, upgrade_in_days; sorted by cutoff
+    rows: pd.DataFrame  # user_id, cutoff, tenure_days, kind, label, upgrade_in_days, in_fit, in_eval
     horizon: int
     data_end: date
     plan: CutoffPlan
     excluded: Exclusions
+    sample: DesignSample  # the users trained on and scored (every user without a row budget)
+
+    def fit_rows(self) -> np.ndarray:
+        """Positions of the rows a model may train on (every row of the sampled users)."""
+        return np.flatnonzero(self.rows["in_fit"].to_numpy())
 
 
 @dataclass
@@ -203,8 +210,12 @@ def _labels(cut: np.ndarray, upg: np.ndarray, horizon: int) -> tuple[np.ndarray,
     return hit.astype(np.int64), days
 
 
-def build_design(users: pd.DataFrame, data_end: date, plan: CutoffPlan | None = None) -> Design:
-    """Every (still-free user, cutoff) pair of the plan whose label window ends inside the data."""
+def build_design(
+    users: pd.DataFrame, data_end: date, plan: CutoffPlan | None = None, budget: RowBudget | None = None
+) -> Design:
+    """Every (still-free user, cutoff) pair of the plan whose label window ends inside the data; with a
+    `budget`, only the rows of the users sampled to train on or to be scored (see `sample.py`), the rest
+    never materialized."""
     plan = plan or CutoffPlan()
     reg, upg = check_users(users, data_end)
     end, h = day_number(data_end), plan.horizon
@@ -214,6 +225,10 @@ def build_design(users: pd.DataFrame, data_end: date, plan: CutoffPlan | None = 
     keep = ~already & ~past_end
     pos, cut = pos[keep], cut[keep]
     label, days = _labels(cut, upg[pos], h)
+    in_fit, in_eval, sample = choose_rows(pos, cut, label, len(users), budget)
+    kept = in_fit | in_eval
+    pos, cut, label, days = pos[kept], cut[kept], label[kept], days[kept]
+    in_fit, in_eval = in_fit[kept], in_eval[kept]
     tenure = cut - reg[pos]
     rows = pd.DataFrame(
         {
@@ -223,15 +238,17 @@ def build_design(users: pd.DataFrame, data_end: date, plan: CutoffPlan | None = 
             "kind": np.where(tenure < plan.first_days, "tenure", "calendar"),
             "label": label,
             "upgrade_in_days": days,
+            "in_fit": in_fit,
+            "in_eval": in_eval,
         }
     )
     rows = rows.sort_values(["cutoff", "user_id"], kind="stable").reset_index(drop=True)
     excluded = Exclusions(
         upgraded_before=int(already.sum()),
         horizon_past_end=int(past_end.sum()),
-        users_without_rows=int(len(users) - rows["user_id"].nunique()),
+        users_without_rows=int(len(users) - sample.users),
     )
-    return Design(rows=rows, horizon=h, data_end=data_end, plan=plan, excluded=excluded)
+    return Design(rows=rows, horizon=h, data_end=data_end, plan=plan, excluded=excluded, sample=sample)
 
 
 def label_rows(
@@ -283,8 +300,11 @@ def _split_at(design: Design, test_end: int, test_days: int) -> TimeSplit:
     h = design.horizon
     cut = _day_numbers(design.rows["cutoff"], "rows.cutoff")
     test_start = test_end - test_days + 1
-    test = np.flatnonzero((cut >= test_start) & (cut <= test_end))
-    train = np.flatnonzero(cut + h <= test_start)
+    # Training rows are the sampled users' (all users without a row budget); test rows are the scored
+    # users' of the period (every free user without one).
+    fit, scored = _role(design, "in_fit"), _role(design, "in_eval")
+    test = np.flatnonzero((cut >= test_start) & (cut <= test_end) & scored)
+    train = np.flatnonzero((cut + h <= test_start) & fit)
     if len(test) == 0 or len(train) == 0:
         raise InputError(
             f"no {'test' if len(test) == 0 else 'training'} rows for a test period starting "
@@ -307,9 +327,29 @@ def _split_at(design: Design, test_end: int, test_days: int) -> TimeSplit:
     )
 
 
+def _role(design: Design, column: str) -> np.ndarray:
+    """A row-role column of the design (every row has both roles in a design built without them)."""
+    rows = design.rows
+    return rows[column].to_numpy() if column in rows.columns else np.ones(len(rows), dtype=bool)
+
+
 def _last_cutoff(design: Design) -> int:
     """The latest cutoff whose label window still ends inside the data."""
-    return day_number(design.data_end) - design.horizon + 1
+    return last_cutoff(design.data_end, design.horizon)
+
+
+def last_cutoff(data_end: date, horizon: int) -> int:
+    """The latest cutoff (a day number) whose label window still ends inside the data."""
+    return day_number(data_end) - horizon + 1
+
+
+def backtest_periods(
+    data_end: date, horizon: int, n_origins: int, step_days: int, test_days: int
+) -> tuple[tuple[int, int], ...]:
+    """The (first, last) cutoff days of the test periods `rolling_origins` cuts, oldest first."""
+    last = last_cutoff(data_end, horizon)
+    ends = [last - k * step_days for k in reversed(range(n_origins))]
+    return tuple((e - test_days + 1, e) for e in ends)
 
 
 def time_split(design: Design, test_days: int = 28) -> TimeSplit:
@@ -327,5 +367,5 @@ def rolling_origins(
         raise InputError(
             f"n_origins={n_origins}, step_days={step_days}, test_days={test_days}: each must be at least 1"
         )
-    last = _last_cutoff(design)
-    return [_split_at(design, last - k * step_days, test_days) for k in reversed(range(n_origins))]
+    periods = backtest_periods(design.data_end, design.horizon, n_origins, step_days, test_days)
+    return [_split_at(design, last, test_days) for _, last in periods]

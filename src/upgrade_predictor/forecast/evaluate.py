@@ -11,7 +11,14 @@ import pandas as pd
 from sklearn.metrics import average_precision_score
 
 from .. import targeting
-from .backtest import backtest_table, interval_of, origin_count, overdispersion_from_origins, top_decile_lift
+from .backtest import (
+    Ranked,
+    backtest_table,
+    interval_of,
+    origin_count,
+    overdispersion_from_origins,
+    top_decile_lift,
+)
 from .design import Design
 from .protocol import AGGREGATED, ForecastOutcome, OriginResult, snapshot_dates
 
@@ -117,11 +124,13 @@ def overdispersion(counts: pd.DataFrame) -> float:
 
 
 def _by_user(users: np.ndarray, seed: int, n: int) -> list[np.ndarray]:
-    """Bootstrap resamples of row positions, drawing whole users (their rows are not independent)."""
+    """Bootstrap resamples drawing whole users (their rows are not independent), as row weights: how
+    many times each row's user was drawn."""
     uniq, inverse = np.unique(users, return_inverse=True)
-    members = np.split(np.argsort(inverse, kind="stable"), np.cumsum(np.bincount(inverse))[:-1])
     rng = np.random.default_rng(seed)
-    return [np.concatenate([members[i] for i in rng.integers(0, len(uniq), len(uniq))]) for _ in range(n)]
+    return [
+        np.bincount(rng.integers(0, len(uniq), len(uniq)), minlength=len(uniq))[inverse] for _ in range(n)
+    ]
 
 
 def differences(
@@ -135,14 +144,19 @@ def differences(
     """PR AUC and top-decile lift of the model against each baseline, paired bootstrap over users.
 
     Hand-written: scipy's bootstrap resamples rows, and rows of one user must move together here."""
+    yf = y.astype(float)
+    draws = [
+        w.astype(float) for w in _by_user(users, seed, n_boot) if (w * yf).any() and (w * (1 - yf)).any()
+    ]
     metrics = {"pr_auc": average_precision_score, "top_decile_lift": top_decile_lift}
-    draws = [i for i in _by_user(users, seed, n_boot) if y[i].any() and not y[i].all()]
+    ranked = Ranked(y, p_model)
     # The model's value on each resample is computed once and paired with every baseline's.
-    mine = {m: np.array([f(y[i], p_model[i]) for i in draws]) for m, f in metrics.items()}
+    mine = {m: np.array([getattr(ranked, m)(w) for w in draws]) for m in metrics}
     out = []
     for name, p in others.items():
+        theirs = Ranked(y, p)
         for metric, f in metrics.items():
-            diffs = mine[metric] - np.array([f(y[i], p[i]) for i in draws])
+            diffs = mine[metric] - np.array([getattr(theirs, metric)(w) for w in draws])
             lo, hi = np.nanquantile(diffs, [0.025, 0.975]) if len(diffs) else (np.nan, np.nan)
             a, b = float(f(y, p_model)), float(f(y, p))
             out.append(Difference(metric, name, a, b, a - b, float(lo), float(hi)))

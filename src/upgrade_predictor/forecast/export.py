@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
+from collections.abc import Iterable
 from datetime import date, timedelta
 from pathlib import Path
 
+import pandas as pd
 import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from ..errors import InputError
-from ..files import write_atomic
-from ..sources.events import EventSource
-from .features import features_as_of
+from .engine import LocalEvents
 
 
 def parse_day(text: str | None, flag: str = "--as-of") -> date | None:
@@ -25,24 +27,44 @@ def parse_day(text: str | None, flag: str = "--as-of") -> date | None:
         raise InputError(f"{flag} {text!r}: give a date as YYYY-MM-DD") from None
 
 
-def default_as_of(source: EventSource) -> date:
+def default_as_of(data_end: date) -> date:
     """Scoring day by default: the day after the last event, when every event so far is known."""
-    return source.data_end + timedelta(days=1)
+    return data_end + timedelta(days=1)
+
+
+def write_chunks(
+    chunks: Iterable[pd.DataFrame], path: Path, drop: tuple[str, ...] = (), csv: bool = False
+) -> int:
+    """Write frames of one layout as they come to one Parquet (or CSV) file; the rows written.
+
+    The file is written in place: callers write into a temporary folder or through `write_atomic`."""
+    rows, writer = 0, None
+    try:
+        for chunk in chunks:
+            table = pa.Table.from_pandas(chunk.drop(columns=list(drop)), preserve_index=False)
+            if writer is None:
+                writer = pacsv.CSVWriter(path, table.schema) if csv else pq.ParquetWriter(path, table.schema)
+            writer.write_table(table)
+            rows += table.num_rows
+    finally:
+        if writer is not None:
+            writer.close()
+    return rows
 
 
 def write_features(events: Path, out: Path, as_of: str | None, mapping: Path | None, force: bool) -> Path:
-    """Features on `as_of` of every user registered by then and still free, as CSV or Parquet."""
+    """Features on `as_of` of every user registered by then and still free, as CSV or Parquet, written a
+    chunk of users at a time (memory stays bounded) and published whole."""
     if out.suffix.lower() not in (".csv", ".parquet", ".pq"):
         raise InputError(f"{out}: give a file name ending in .csv or .parquet")
     if out.exists() and (out.is_dir() or not force):
         raise InputError(f"{out} already exists; choose another --out or pass --force to replace it")
     day = parse_day(as_of)
-    with EventSource(events, mapping) as source:
-        table = pa.Table.from_pandas(
-            features_as_of(source, day or default_as_of(source)), preserve_index=False
-        )
-    if out.suffix.lower() == ".csv":
-        write_atomic(out, lambda f: pacsv.write_csv(table, f))
-    else:
-        write_atomic(out, lambda f: pq.write_table(table, f))
+    with LocalEvents(events, mapping) as engine:
+        chunks = engine.features_on_chunks(day or default_as_of(engine.data_end))
+        csv = out.suffix.lower() == ".csv"
+        with tempfile.TemporaryDirectory(prefix=".upgrade_predictor_", dir=out.parent) as tmp:
+            part = Path(tmp) / out.name
+            write_chunks(chunks, part, csv=csv)
+            os.replace(part, out)
     return out

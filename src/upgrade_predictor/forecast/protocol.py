@@ -38,6 +38,7 @@ from ..training.clock import RunClock
 from ..training.metrics import Limits, Tuning
 from ..training.selection import compare, leaderboard
 from ..training.splits import cv_folds
+from ..training.summary import progress_bar
 from .design import Design, TimeSplit, rolling_origins
 from .matrix import Matrix
 
@@ -146,8 +147,9 @@ def _origin(
     calibration_days: int,
     seed: int,
     extra: dict[str, np.ndarray] | None = None,
+    fitted: Fitted | None = None,
 ) -> OriginResult:
-    fitted = fit_recalibrated(cand, m, design, split.train, calibration_days, seed)
+    fitted = fitted or fit_recalibrated(cand, m, design, split.train, calibration_days, seed)
     Xt = m.X.iloc[split.test]
     p = {model_key(k): est.predict_proba(Xt)[:, 1] for k, est in fitted.models.items()}
     fit_rows = np.setdiff1d(split.train, fitted.calib_rows)
@@ -175,7 +177,7 @@ def shortlist(board: pd.DataFrame, results: dict[str, CVResult], n: int) -> list
 
 def select_in_time(
     leaders: list[CVResult], m: Matrix, design: Design, split: TimeSplit, cfg: RunOptions
-) -> tuple[CVResult, dict[str, float]]:
+) -> tuple[CVResult, dict[str, float], Fitted]:
     """The leader whose recalibrated forecasts of a later period have the lowest log loss.
 
     Grouped folds on a sample rank families by their ranking power, but a forecast must also be
@@ -183,17 +185,20 @@ def select_in_time(
     it rewards both. The period is the first backtest origin; the test period stays untouched."""
     y = design.rows["label"].to_numpy()
 
-    def loss(r: CVResult) -> float:
+    def loss(r: CVResult) -> tuple[float, Fitted]:
         fitted = fit_recalibrated(r.candidate, m, design, split.train, config.CALIBRATION_DAYS, cfg.seed)
         Xt = m.X.iloc[split.test]
         return min(
             evaluation.scores(y[split.test], est.predict_proba(Xt)[:, 1]).log_loss
             for est in fitted.models.values()
-        )
+        ), fitted
 
-    losses = Parallel(n_jobs=min(cfg.jobs, len(leaders)), prefer="threads")(delayed(loss)(r) for r in leaders)
+    fits = Parallel(n_jobs=min(cfg.jobs, len(leaders)), prefer="threads")(delayed(loss)(r) for r in leaders)
+    losses = [v for v, _ in fits]
     selection = {r.candidate.key: float(v) for r, v in zip(leaders, losses)}
-    return leaders[int(np.argmin(losses))], selection
+    best = int(np.argmin(losses))
+    # The winner's fit is the first backtest origin's own (same rows, same seed): the backtest reuses it.
+    return leaders[best], selection, fits[best][1]
 
 
 def choose_calibration(origins: list[OriginResult], y: np.ndarray) -> tuple[str, dict[str, float]]:
@@ -249,14 +254,17 @@ def run_forecast_protocol(
     board = leaderboard(results, cfg.objective)
     first = origins_splits[0]
     with console.status(f"choosing among the leading families on the period from {first.test_start}"):
-        chosen, selection = select_in_time(shortlist(board, results, SHORTLIST), m, design, first, cfg)
+        chosen, selection, first_fit = select_in_time(
+            shortlist(board, results, SHORTLIST), m, design, first, cfg
+        )
     say(
         console,
         f"chosen: {chosen.candidate.key} (grouped CV {cfg.objective} {chosen.mean(cfg.objective):.4f}; "
         f"lowest log loss of the leading families on {first.test_start} to {first.test_end})",
     )
-    with console.status(f"backtest over {len(origins_splits)} origins and the model for today"):
-        origins, final = backtest(chosen.candidate, m, design, origins_splits, cfg, aggregated)
+    origins, final = backtest(
+        chosen.candidate, m, design, origins_splits, cfg, aggregated, console, first_fit
+    )
     method, cal_scores = choose_calibration(origins, y)
     if method not in final.models:
         method = "none"
@@ -273,19 +281,41 @@ def backtest(
     splits: list[TimeSplit],
     cfg: RunOptions,
     aggregated: Callable[[Candidate, TimeSplit], np.ndarray] | None = None,
+    console: Console | None = None,
+    first: Fitted | None = None,
 ) -> tuple[list[OriginResult], Fitted]:
     """`cand` refitted and recalibrated at every origin of `splits`, with the baselines' forecasts of the
-    same test rows, and the deployed model fitted the same way on every labelled row."""
-    extra = [{AGGREGATED: aggregated(cand, s)} if aggregated else None for s in splits]
-    rows = np.arange(len(design.rows))
-    # Threads: LightGBM and scikit-learn's tree builders release the GIL, and the frames stay shared.
-    jobs = Parallel(n_jobs=min(cfg.jobs, len(splits) + 1), prefer="threads")(
-        [
-            delayed(_origin)(cand, m, design, s, config.CALIBRATION_DAYS, cfg.seed, e)
-            for s, e in zip(splits, extra)
-        ]
-        + [delayed(fit_recalibrated)(cand, m, design, rows, config.CALIBRATION_DAYS, cfg.seed)]
-    )
+    same test rows, and the deployed model fitted the same way on every training row. `first`, when
+    given, is `cand` already fitted at the first origin."""
+    bar = progress_bar(console or Console(stderr=True, quiet=True))
+    with bar:
+        extra: list[dict[str, np.ndarray] | None] = []
+        if aggregated:
+            task = bar.add_task("aggregated-table baseline, per origin", total=len(splits))
+            for s in splits:
+                extra.append({AGGREGATED: aggregated(cand, s)})
+                bar.advance(task)
+        else:
+            extra = [None] * len(splits)
+        task = bar.add_task(
+            f"backtest: {len(splits)} origins fitted and scored, and the model for today",
+            total=len(splits) + 1,
+        )
+
+        def step(fn: Callable[..., Any], *args: Any) -> Any:
+            out = fn(*args)
+            bar.advance(task)
+            return out
+
+        # Threads: LightGBM and scikit-learn's tree builders release the GIL, and the frames stay shared.
+        days, seed = config.CALIBRATION_DAYS, cfg.seed
+        jobs = Parallel(n_jobs=min(cfg.jobs, len(splits) + 1), prefer="threads")(
+            [
+                delayed(step)(_origin, cand, m, design, s, days, seed, e, first if k == 0 else None)
+                for k, (s, e) in enumerate(zip(splits, extra))
+            ]
+            + [delayed(step)(fit_recalibrated, cand, m, design, design.fit_rows(), days, seed)]
+        )
     return list(jobs[:-1]), jobs[-1]
 
 

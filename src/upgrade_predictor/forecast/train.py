@@ -22,13 +22,12 @@ from ..parallel import connect, fits_on, study_storage
 from ..profile import reference_profile
 from ..runs.folder import RunWriter, destination, published
 from ..sources.event_audit import EventAudit
-from ..sources.event_staging import ident
-from ..sources.events import EventSource
 from ..training.clock import RunClock
 from ..training.selection import chosen_of
 from .aggregated import aggregated_predictions
 from .backtest import count_interval
-from .design import CutoffPlan, Design, build_design
+from .design import CutoffPlan, Design, backtest_periods, build_design
+from .engine import EventEngine, open_engine
 from .evaluate import (
     Policy,
     backtest_frame,
@@ -38,12 +37,13 @@ from .evaluate import (
     snapshot_counts,
     with_intervals,
 )
-from .features import DEFAULT_WINDOWS, features_as_of, point_in_time_features
+from .features import DEFAULT_WINDOWS
 from .info import EventRunInfo
 from .matrix import Matrix, build_matrix
 from .options import EventOptions
 from .protocol import AGGREGATED, ForecastOutcome, model_key, run_forecast_protocol
 from .runs import Forecast, ForecastMetrics, curve_dict, write_tables
+from .sample import DesignSample, RowBudget
 from .summary import show_event_audit, show_forecast
 from .survival import km_by_segment, km_curve, time_to_upgrade
 
@@ -63,15 +63,17 @@ def run_forecast(
     dest = destination(cfg.out, cfg.force, {"--events": cfg.events, "--mapping": cfg.mapping})
     events = Path(cfg.events or config.default_events_path())
     clock.mark("read and design")
-    with EventSource(events, cfg.mapping) as source:
-        users, design = _design(source, cfg, console)
+    # The engine is this machine's DuckDB: a run trains here (its fits may go to a cluster); the cluster
+    # engine serves `score --events --dask` and `features --dask`.
+    with connect(cfg.dask) as client, open_engine(events, cfg.mapping) as engine:
+        users, design = _design(engine, cfg, budget, console)
         clock.mark("features")
-        with console.status("point-in-time features (DuckDB)"):
-            m = build_matrix(source, point_in_time_features(source, design.rows[["user_id", "cutoff"]]))
+        m = _features(engine, design, console)
         with published(dest) as out:
             clock.mark("compare, tune and backtest")
-            with connect(cfg.dask) as client, fits_on(client) as n_jobs:
+            with fits_on(client) as n_jobs:
                 run_cfg = replace(cfg, jobs=n_jobs or cfg.jobs, threshold="profit")
+                fit_users = users[users["user_id"].isin(design.rows.loc[design.rows["in_fit"], "user_id"])]
                 o = run_forecast_protocol(
                     m,
                     design,
@@ -79,22 +81,25 @@ def run_forecast(
                     budget,
                     console,
                     study_storage(client),
-                    aggregated=lambda cand, s: aggregated_predictions(source, users, m, cand, s, cfg.seed),
+                    aggregated=lambda cand, s: aggregated_predictions(
+                        engine, fit_users, m, cand, s, cfg.seed
+                    ),
                     clock=clock,
                 )
             clock.mark("evaluate and forecast")
-            today = source.data_end + timedelta(days=1)
-            now = build_matrix(source, features_as_of(source, today), m.schema)
-            metrics, counts = _write(out, cfg, source, design, m, now, o, today)
+            today = engine.data_end + timedelta(days=1)
+            with console.status(f"forecast: every user free on {today}"):
+                now = build_matrix(engine.attributes, engine.features_on(today), m.schema)
+                metrics, counts = _write(out, cfg, engine, design, m, now, o, today)
             clock.mark("tables")
             info = EventRunInfo.of(
                 cfg,
                 events=str(events),
-                data_end=source.data_end.isoformat(),
+                data_end=engine.data_end.isoformat(),
                 started=started_at,
                 timings=laps(clock),
             )
-            write_tables(out, info, metrics, *_tables(source, users, design, m, o, metrics, counts))
+            write_tables(out, info, metrics, *_tables(engine, users, design, m, o, metrics, counts))
             show_forecast(console, metrics)
             out.finish(finish, clock)
     clock.mark(None)
@@ -106,6 +111,12 @@ def run_forecast(
         style="green",
     )
     return dest
+
+
+def _features(engine: EventEngine, design: Design, console: Console) -> Matrix:
+    """The typed features of every design row kept (the sampled users' rows, under a row budget)."""
+    with console.status(f"point-in-time features of {len(design.rows):,} (user, cutoff) rows"):
+        return build_matrix(engine.attributes, engine.features_at(design.rows[["user_id", "cutoff"]]))
 
 
 # The protocol times its comparison and tuning (they share --time-limit); the run reports them as
@@ -121,27 +132,59 @@ def laps(clock: RunClock) -> dict[str, float]:
     return {k: round(v, 2) for k, v in out.items()}
 
 
-def _design(source: EventSource, cfg: EventOptions, console: Console) -> tuple[pd.DataFrame, Design]:
-    """The event audit shown, the users, and the (user, cutoff) design with its labels."""
-    show_event_audit(console, source.audit)
-    users = source.users_frame()
+def _design(
+    engine: EventEngine, cfg: EventOptions, budget: config.Budget, console: Console
+) -> tuple[pd.DataFrame, Design]:
+    """The event audit shown, the users, and the (user, cutoff) design with its labels and its sample."""
+    show_event_audit(console, engine.audit)
+    users = engine.users_frame()
+    rows = row_budget(cfg, budget, engine.data_end)
     design = build_design(
-        users, source.data_end, CutoffPlan(config.FIRST_DAYS, config.CALENDAR_EVERY_DAYS, cfg.horizon)
+        users, engine.data_end, CutoffPlan(config.FIRST_DAYS, config.CALENDAR_EVERY_DAYS, cfg.horizon), rows
     )
+    s = design.sample
     say(
         console,
-        f"design: {len(design.rows):,} (user, cutoff) rows of {design.rows['user_id'].nunique():,} "
-        f"users, {int(design.rows['label'].sum()):,} with an upgrade within {cfg.horizon} days; "
+        f"design: {s.rows:,} (user, cutoff) rows of {s.users:,} users, "
+        f"{s.positives:,} with an upgrade within {cfg.horizon} days; "
         f"left out: {design.excluded.upgraded_before:,} after the user's upgrade, "
-        f"{design.excluded.horizon_past_end:,} whose horizon runs past {source.data_end}",
+        f"{design.excluded.horizon_past_end:,} whose horizon runs past {engine.data_end}",
     )
+    say(console, plan_line(s, rows, budget.name))
     return users, design
+
+
+def row_budget(cfg: EventOptions, budget: config.Budget, data_end: date) -> RowBudget:
+    """The rows this run may train on and score: the budget's, or --design-rows (0: every row)."""
+    fit = budget.design_rows if cfg.design_rows is None else (cfg.design_rows or None)
+    periods = backtest_periods(
+        data_end, cfg.horizon, config.ORIGINS, config.ORIGIN_STEP_DAYS, config.TEST_DAYS
+    )
+    return RowBudget(fit, budget.eval_rows if fit else None, periods, cfg.seed)
+
+
+def plan_line(s: DesignSample, rows: RowBudget, budget: str) -> str:
+    """One line stating the sample sizes, as a table run states its limits."""
+    cap = f"up to {rows.fit_rows:,}" if rows.fit_rows else "no limit"
+    fit = (
+        f"training on every row ({cap}, budget {budget})"
+        if s.fit_share == 1
+        else f"training on the {s.fit_rows:,} rows of a random {s.fit_share:.1%} of users "
+        f"({s.fit_users:,}; budget {budget}: {cap} rows)"
+    )
+    scored = (
+        "each test period scored on every free user"
+        if s.eval_share == 1
+        else f"each test period scored on a random {s.eval_share:.1%} of users ({s.eval_rows:,} of "
+        f"{s.eval_rows_all:,} test rows)"
+    )
+    return f"plan: {fit}; {scored}"
 
 
 def _write(
     out: RunWriter,
     cfg: EventOptions,
-    source: EventSource,
+    engine: EventEngine,
     design: Design,
     m: Matrix,
     now: Matrix,
@@ -169,15 +212,15 @@ def _write(
         calibrated=method != "none",
         metrics=ModelMetrics(cv=dict(o.chosen.summary), test=metrics.test.to_dict()),
         training=TrainingInfo(
-            source=str(source.folder),
+            source=str(engine.folder),
             fingerprint="",
-            rows=int(len(y)),
-            positive_share=float(y.mean()),
+            rows=int(len(design.fit_rows())),
+            positive_share=float(y[design.fit_rows()].mean()),
             seed=cfg.seed,
         ),
         excluded=[],
         events=EventsInfo(
-            horizon=cfg.horizon, windows=list(DEFAULT_WINDOWS), data_end=source.data_end.isoformat()
+            horizon=cfg.horizon, windows=list(DEFAULT_WINDOWS), data_end=engine.data_end.isoformat()
         ),
         reference_profile=reference_profile(now.X, p_now, m.schema),
     )
@@ -257,7 +300,7 @@ def _policies(
 
 
 def _tables(
-    source: EventSource,
+    engine: EventEngine,
     users: pd.DataFrame,
     design: Design,
     m: Matrix,
@@ -271,9 +314,10 @@ def _tables(
         "plan": {k: str(v) for k, v in asdict(design.plan).items()},
         "horizon": design.horizon,
         "data_end": design.data_end.isoformat(),
-        "rows": int(len(design.rows)),
-        "users": int(design.rows["user_id"].nunique()),
-        "positives": int(design.rows["label"].sum()),
+        "rows": int(design.sample.rows),
+        "users": int(design.sample.users),
+        "positives": int(design.sample.positives),
+        "sample": design.sample.as_dict(),
         "excluded": design.excluded.as_dict(),
         "origins": [
             {
@@ -292,13 +336,13 @@ def _tables(
         "final_fit_rows": int(o.final.fit_rows),
         "final_sampled": bool(o.final.sampled),
     }
-    ttu = time_to_upgrade(users, source.data_end)
-    ttu = ttu.merge(first_day_activity(source), on="user_id", how="left")
+    ttu = time_to_upgrade(users, engine.data_end)
+    ttu = ttu.merge(engine.first_day_activity(), on="user_id", how="left")
     ttu["first_day_activity"] = np.where(
         ttu["first_day_activity"].fillna(False), "active on day 0", "not active on day 0"
     )
     curves = [km_curve(ttu["duration"], ttu["event"], "all users")]
-    attrs = [a.column for a in source.attributes if a.kind == "categorical"]
+    attrs = [a.column for a in engine.attributes if a.kind == "categorical"]
     for col in [*attrs, "first_day_activity"]:
         curves += km_by_segment(ttu, col)
     survival = {"curves": [curve_dict(c) for c in curves]}
@@ -313,7 +357,7 @@ def _tables(
             **{("p" if k == model_key(o.calibration) else k): v for k, v in o.origins[-1].p.items()},
         }
     )
-    audit = _audit_dict(source.audit)
+    audit = _audit_dict(engine.audit)
     return design_info, audit, o.board, backtest, counts, survival, preds
 
 
@@ -327,14 +371,3 @@ def _audit_dict(audit: EventAudit) -> dict[str, Any]:
             {**t, "first_date": str(t["first_date"]), "last_date": str(t["last_date"])} for t in d["tables"]
         ],
     }
-
-
-def first_day_activity(source: EventSource) -> pd.DataFrame:
-    """user_id and whether the user did anything on the registration day (for the survival segments)."""
-    parts = [
-        f"SELECT a.user_id FROM {ident('act_' + a.name)} a JOIN users u USING (user_id) "
-        "WHERE a.day = u.registered"
-        for a in source.mapping.activities
-    ]
-    df = source.con.sql(" UNION ".join(parts)).df() if parts else pd.DataFrame({"user_id": []})
-    return df.assign(first_day_activity=True)

@@ -278,7 +278,11 @@ def _ranked_tasks(final: Any, job: _Job, stats: list[dict[str, Any]], offsets_re
     import dask.dataframe as dd
 
     staged = [str(job.stage / part_name(s["part"])) for s in stats if s["accepted"]]
-    ranked = dd.read_parquet(staged).sort_values([P, PART, LOCAL], ascending=[False, True, True])
+    # One partition per staged file, built with from_map: on a read_parquet input, Dask's sort checks
+    # whether the parts are already in order on a merged read of the files and can wrongly conclude so,
+    # sorting only within each part.
+    parts = dd.from_map(pd.read_parquet, staged)
+    ranked = parts.sort_values([P, PART, LOCAL], ascending=[False, True, True])
     ranked_dir = job.tmp / "_ranked"
     ranked.to_parquet(ranked_dir, write_index=False, name_function=part_name, compute=True)
     sizes = [(f, pq.ParquetFile(f).metadata.num_rows) for f in sorted(ranked_dir.glob("part-*.parquet"))]

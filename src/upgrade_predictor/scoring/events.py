@@ -8,13 +8,9 @@ from collections.abc import Callable, Iterator
 from datetime import date
 from pathlib import Path
 
-import pyarrow as pa
-import pyarrow.parquet as pq
-
 from ..errors import InputError
-from ..forecast.export import default_as_of, parse_day
-from ..forecast.features import features_as_of
-from ..sources.events import EventSource
+from ..forecast.engine import LocalEvents
+from ..forecast.export import default_as_of, parse_day, write_chunks
 from .batch import BatchResult, score_file
 from .scorer import Scorer
 
@@ -39,17 +35,15 @@ def today_features(
 ) -> Iterator[tuple[Path, date]]:
     """A temporary Parquet file of the features of every user still free on `as_of` (default: the day
     after the last event), from the events dated before it, and that day: scored and checked for drift
-    exactly like a table of users."""
+    exactly like a table of users. Built a chunk of users at a time, so memory stays bounded."""
     windows = event_windows(scorer)
     day = parse_day(as_of)
-    with EventSource(events, mapping) as source:
-        day = day or default_as_of(source)
-        frame = features_as_of(source, day, windows)
-    if frame.empty:
-        raise InputError(f"{events}: no user is registered and still free on {day}")
     with tempfile.TemporaryDirectory(prefix="upgrade_predictor_") as tmp:
         path = Path(tmp) / "features.parquet"
-        pq.write_table(pa.Table.from_pandas(frame.drop(columns=["cutoff"]), preserve_index=False), path)
+        with LocalEvents(events, mapping) as engine:
+            day = day or default_as_of(engine.data_end)
+            if write_chunks(engine.features_on_chunks(day, windows), path, drop=("cutoff",)) == 0:
+                raise InputError(f"{events}: no user is registered and still free on {day}")
         yield path, day
 
 

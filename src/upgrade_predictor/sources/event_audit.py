@@ -84,11 +84,27 @@ HANDLING = {
 
 
 def event_audit(
-    con: duckdb.DuckDBPyConnection, folder: Path, m: EventMapping, audits: list[TableAudit]
+    con: duckdb.DuckDBPyConnection,
+    folder: Path,
+    m: EventMapping,
+    audits: list[TableAudit],
+    part: bool = False,
 ) -> EventAudit:
+    """The audit of one staged extract; `part`: one partition of a larger extract, whose notes belong to the
+    merged audit and which may hold no dated row (then data_start is date.max and data_end date.min, the
+    neutral values of merge_audits)."""
     starts = [t.first_date for t in audits if t.first_date is not None]
     ends = [t.last_date for t in audits if t.last_date is not None]
     counts = one_row(con, "SELECT (SELECT count(*) FROM _users), (SELECT count(*) FROM _conv)")
+    notes = [] if part else audit_notes(audits, folder, m)
+    start, end = (
+        (min(starts, default=date.max), max(ends, default=date.min)) if part else (min(starts), max(ends))
+    )
+    return EventAudit(audits, start, end, int(counts[0]), int(counts[1]), notes)
+
+
+def audit_notes(audits: list[TableAudit], folder: Path, m: EventMapping) -> list[str]:
+    """The notes shown after reading: what cleaning left out or repaired per table, and the unused files."""
     notes = []
     for t in audits:
         left = {"duplicate rows": t.duplicate_rows, "rows without an id": t.missing_ids,
@@ -102,4 +118,32 @@ def event_audit(
     unused = sorted(p.name for p in folder.iterdir() if table_format(p) and p.name not in used)
     if unused:
         notes.append("not used (a table needs a mapping entry with a date column): " + ", ".join(unused))
-    return EventAudit(audits, min(starts), max(ends), int(counts[0]), int(counts[1]), notes)
+    return notes
+
+
+_COUNTS = ("rows", "kept", "duplicate_rows", "missing_ids", "unparseable_dates", "duplicate_keys", "unknown_ids",
+           "before_registration", "bad_values")  # fmt: skip
+
+
+def merge_audits(parts: list[EventAudit], folder: Path, m: EventMapping) -> EventAudit:
+    """The audit of a whole extract from the audits of its partitions (disjoint sets of users, each table in
+    mapping order): counts summed, first and last days the min and max, the files and notes of `m` and
+    `folder`."""
+    tables = []
+    for i, t in enumerate(m.tables()):
+        same = [p.tables[i] for p in parts]
+        firsts = [a.first_date for a in same if a.first_date is not None]
+        lasts = [a.last_date for a in same if a.last_date is not None]
+        counts = {c: sum(getattr(a, c) for a in same) for c in _COUNTS}
+        tables.append(
+            TableAudit(name=same[0].name, file=t.file, first_date=min(firsts, default=None),
+                       last_date=max(lasts, default=None), handling=same[0].handling, **counts)
+        )  # fmt: skip
+    return EventAudit(
+        tables,
+        min(p.data_start for p in parts),
+        max(p.data_end for p in parts),
+        sum(p.users for p in parts),
+        sum(p.converted_users for p in parts),
+        audit_notes(tables, folder, m),
+    )

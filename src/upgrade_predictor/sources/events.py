@@ -1,7 +1,8 @@
 """Dated event tables (users, conversions, activity) read into DuckDB, cleaned and audited.
 
 The tables are named by a mapping (`event_mapping`); each is staged by `event_staging` and its cleaning
-counted by `event_audit`.
+counted by `event_audit`. On a cluster (`forecast.cluster`) the tables are split into partitions of users
+by the functions at the end of this module, and each partition is one `EventSource` (`open_part`).
 
 Reading: CSV cells are read as text and cast with TRY_CAST so a bad cell is counted, not fatal; only an
 empty cell is missing (the country code "NA" is Namibia). Dates must be ISO (YYYY-MM-DD); a timestamp
@@ -24,15 +25,22 @@ under the first rule that applies:
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import tempfile
 import weakref
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
 from datetime import date
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import duckdb
+import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
 from upgrade_predictor.errors import InputError
 from upgrade_predictor.sources.event_audit import HANDLING, EventAudit, TableAudit, event_audit, table_audit
@@ -64,13 +72,13 @@ if TYPE_CHECKING:
 
 
 def _load(
-    con: duckdb.DuckDBPyConnection, folder: Path, m: EventMapping
+    con: duckdb.DuckDBPyConnection, folder: Path, m: EventMapping, part: bool
 ) -> tuple[tuple[Attribute, ...], EventAudit]:
     """Create the tables and views (see `EventSource`); return the resolved attributes and the audit."""
-    attrs, integer_ids, users = _load_users(con, folder, m.users)
+    attrs, integer_ids, users = _load_users(con, folder, m.users, part)
     audits = [users, _load_conversions(con, folder, m.conversions, integer_ids)]
     audits += [_load_activity(con, folder, a, integer_ids) for a in m.activities]
-    return attrs, event_audit(con, folder, m, audits)
+    return attrs, event_audit(con, folder, m, audits, part)
 
 
 def _scan(
@@ -82,7 +90,7 @@ def _scan(
 
 
 def _load_users(
-    con: duckdb.DuckDBPyConnection, folder: Path, u: UsersTable
+    con: duckdb.DuckDBPyConnection, folder: Path, u: UsersTable, part: bool
 ) -> tuple[tuple[Attribute, ...], bool, TableAudit]:
     """The users table as _users and the view users; its attributes typed, and whether ids are integers."""
     where = f"users table {u.file}"
@@ -100,7 +108,7 @@ def _load_users(
     ]  # fmt: skip
     stage(con, "_stage", scan, types, u, (u.id,), values, integer_ids)
     audit = table_audit(con, "_stage", "users", u.file, HANDLING["users"])
-    if audit.kept == 0:
+    if audit.kept == 0 and not part:
         raise InputError(
             f"{where}: no user has both an id and a registration date; check the file and mapping"
         )
@@ -165,11 +173,23 @@ class EventSource:
     VARCHAR when the table names one). Internal tables keyed by an integer uid, for fast joins:
     _users(uid, _key, user_id, registered, <attributes>), _conv(uid, converted) and _ev_<name>(uid, day,
     __m0.. (measures in mapping order), __item, __reason: KEPT (0) or why the row is left out).
+
+    `data_end` replaces the last day of these tables when they are one partition of a larger extract
+    (features check their cutoffs against it); `part` marks such a partition: it may hold no user, and its
+    audit has no notes (see event_audit). `mapping` may be a mapping already read (a partition's).
     """
 
-    def __init__(self, folder: Path, mapping: Path | None = None, *, memory_limit: str = "3GB") -> None:
+    def __init__(
+        self,
+        folder: Path,
+        mapping: Path | EventMapping | None = None,
+        *,
+        memory_limit: str = "3GB",
+        data_end: date | None = None,
+        part: bool = False,
+    ) -> None:
         self.folder = Path(folder)
-        self.mapping = resolve_mapping(self.folder, mapping)
+        self.mapping = mapping if isinstance(mapping, EventMapping) else resolve_mapping(self.folder, mapping)
         self._tmp = tempfile.mkdtemp(prefix="upgrade_predictor_duckdb_")
         self.con = duckdb.connect(":memory:")  # spills to the temp folder beyond memory_limit
         # Runs on close(), or when the source is garbage-collected or the interpreter exits unclosed.
@@ -180,11 +200,11 @@ class EventSource:
             self.con.execute("SET TimeZone = 'UTC'")  # a timestamp with a zone falls on its UTC day
             self.con.execute(f"SET memory_limit = {literal(memory_limit)}")
             self.con.execute(f"SET temp_directory = {literal(self._tmp)}")
-            self.attributes, self.audit = _load(self.con, self.folder, self.mapping)
+            self.attributes, self.audit = _load(self.con, self.folder, self.mapping, part)
         except BaseException:
             self.close()
             raise
-        self.data_end: date = self.audit.data_end
+        self.data_end: date = data_end or self.audit.data_end
 
     def users_frame(self) -> pd.DataFrame:
         """user_id, registered, first_upgrade (NaT if none), then the attributes; one row per user."""
@@ -207,3 +227,135 @@ class EventSource:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+# ---------------------------------------------------------------------------------------------- partitions
+
+# A cluster reads each table in blocks of this size, and adds these columns (named apart from a table's).
+CSV_BLOCKSIZE = "64MiB"
+PART, DIGEST = "__part", "__rest_digest"
+# What DuckDB's trim() removes (the Unicode space separators): staging compares ids trimmed of these.
+SPACES = " \u00a0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a\u202f\u205f\u3000"
+
+
+def id_text(ids: pd.Series) -> pa.Array:
+    """Ids as the text staging compares them as (null when empty): whole numbers without a decimal part
+    (258798.0 is 258798), text trimmed, so one user's id reads the same in every table."""
+    arr = pa.Array.from_pandas(ids)  # NaN of a float column is null, as pandas writes a gap
+    if pa.types.is_decimal(arr.type):
+        arr = pc.cast(arr, pa.float64())
+    if pa.types.is_floating(arr.type):
+        whole = pc.and_(pc.is_finite(arr), pc.equal(arr, pc.trunc(arr)))
+        arr = pc.if_else(whole, pc.cast(pc.if_else(whole, arr, 0.0), pa.int64()), None)
+    text = pc.cast(arr, pa.string())
+    if not pa.types.is_integer(arr.type):
+        text = pc.utf8_trim(text, SPACES)
+        text = pc.if_else(pc.equal(text, ""), None, text)
+    return text
+
+
+def partition_of(ids: pd.Series, partitions: int) -> np.ndarray:
+    """The partition (0 .. partitions-1) of each row's user, from a hash of its `id_text`; rows without an
+    id (left out by staging) go to partition 0."""
+    text = id_text(ids)
+    valid = pc.is_valid(text).to_numpy(zero_copy_only=False)
+    values = pc.fill_null(text, "").to_numpy(zero_copy_only=False).astype(object)
+    hashed = pd.util.hash_array(values, categorize=False) % np.uint64(partitions)
+    return np.where(valid, hashed, 0).astype(np.int64)
+
+
+@dataclass(frozen=True)
+class PartTable:
+    """One mapped table as a cluster reads it into user partitions."""
+
+    where: str  # the table as messages name it
+    files: tuple[str, ...]
+    fmt: str
+    id: str
+    columns: tuple[str, ...]  # the columns the mapping needs
+    shared_key: tuple[str, ...]  # a key without the id: to be checked not to be shared by different users
+
+
+def part_table(folder: Path, t: UsersTable | ConversionTable | ActivityTable) -> PartTable:
+    """A mapped table's files and needed columns, checked as the embedded engine checks them."""
+    key: tuple[str, ...] = ()
+    if isinstance(t, UsersTable):
+        where, needed = f"users table {t.file}", [a.column for a in t.attributes]
+    elif isinstance(t, ConversionTable):
+        where, needed, key = f"conversions table {t.file}", list(t.key), t.key
+    else:
+        where, key = f"activity '{t.name}' table {t.file}", t.key
+        needed = [*t.measures, *t.key, *([t.item] if t.item else [])]
+    files, fmt = table_files(folder, t.file, where)
+    columns = list(dict.fromkeys([t.id, t.time, *needed]))
+    with duckdb.connect(":memory:") as con:  # reads the header or footer only
+        column_types(con, scan_sql(files, fmt), columns, where)
+    return PartTable(where, tuple(map(str, files)), fmt, t.id, tuple(columns), () if t.id in key else key)
+
+
+def read_part_table(t: PartTable) -> Any:
+    """Every column of a table as a Dask dataframe: Parquet in its own types, CSV cells as text."""
+    import dask.dataframe as dd
+
+    if t.fmt == "parquet":
+        return dd.read_parquet(list(t.files), dtype_backend="pyarrow", index=False)
+    gz = any(f.lower().endswith(".gz") for f in t.files)  # a gzipped file cannot be split
+    return dd.read_csv(
+        list(t.files),
+        dtype=str,
+        keep_default_na=False,
+        blocksize=None if gz else CSV_BLOCKSIZE,
+        compression="gzip" if gz else None,
+    )
+
+
+def prepare_part(df: pd.DataFrame, t: PartTable, rest: tuple[str, ...], partitions: int) -> pd.DataFrame:
+    """The needed columns, a digest of the `rest` (exact duplicates compare every column, so the digest
+    stands for the columns left behind) and the partition number (PART) of each row's user."""
+    out = df[list(t.columns)]
+    if t.fmt == "csv":
+        out = out.mask(out == "")  # staging reads an empty CSV cell as missing
+    out = out.copy()
+    if rest:
+        out[DIGEST] = pd.util.hash_pandas_object(df[list(rest)], index=False).to_numpy()
+    out[PART] = partition_of(df[t.id], partitions)
+    return out
+
+
+def key_owners(df: pd.DataFrame, t: PartTable) -> pd.DataFrame:
+    """Rows with an id: a hash of their shared_key and of their user (a key of two users has two owners)."""
+    key = df[list(t.shared_key)]
+    if t.fmt == "csv":
+        key = key.mask(key == "")
+    ids = id_text(df[t.id])
+    owner = pd.util.hash_array(pc.fill_null(ids, "").to_numpy(zero_copy_only=False).astype(object))
+    valid = pc.is_valid(ids).to_numpy(zero_copy_only=False)
+    keys = pd.util.hash_pandas_object(key, index=False).to_numpy()
+    return pd.DataFrame({"key": keys[valid], "owner": owner[valid]})
+
+
+def part_mapping(m: EventMapping, kinds: tuple[str, ...] | None = None) -> EventMapping:
+    """The mapping of one partition's files (t0.parquet: users, t1: conversions, then the activities), with
+    the attributes' `kinds` declared when given (as the whole users table infers them)."""
+    attrs = m.users.attributes if kinds is None else tuple(Attribute(a.column, k) for a, k in
+                                                              zip(m.users.attributes, kinds))  # fmt: skip
+    users = replace(m.users, file="t0.parquet", attributes=attrs)
+    acts = tuple(replace(a, file=f"t{i + 2}.parquet") for i, a in enumerate(m.activities))
+    return EventMapping(users, replace(m.conversions, file="t1.parquet"), acts)
+
+
+@contextlib.contextmanager
+def open_part(
+    frames: tuple[pd.DataFrame, ...],
+    schemas: tuple[pa.Schema, ...],
+    mapping: EventMapping,
+    data_end: date | None,
+) -> Iterator[EventSource]:
+    """One partition of an extract (its rows of every table, in mapping order; `mapping` a `part_mapping`)
+    as an EventSource: written as Parquet into a temp folder of this machine, staged, the folder removed."""
+    with tempfile.TemporaryDirectory(prefix="upgrade_predictor_part_") as tmp:
+        for i, (frame, schema) in enumerate(zip(frames, schemas)):
+            table = pa.Table.from_pandas(frame.reset_index(drop=True), schema=schema, preserve_index=False)
+            pq.write_table(table, Path(tmp) / f"t{i}.parquet")
+        with EventSource(Path(tmp), mapping, data_end=data_end, part=True) as source:
+            yield source
