@@ -12,7 +12,7 @@ import pytest
 from conftest import SMALL_MAPPING, synthetic_events
 from upgrade_predictor.errors import InputError
 from upgrade_predictor.forecast.engine import LocalEvents
-from upgrade_predictor.sources.events import partition_of
+from upgrade_predictor.sources.event_parts import partition_of
 
 distributed = pytest.importorskip("distributed")
 from upgrade_predictor.forecast.cluster import DaskEvents  # noqa: E402  (needs Dask)

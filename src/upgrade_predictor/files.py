@@ -10,6 +10,7 @@ a run folder of this tool, and no output may be one of the command's inputs or a
 from __future__ import annotations
 
 import contextlib
+import fnmatch
 import glob
 import json
 import os
@@ -167,14 +168,29 @@ def replaceable_folder(dest: Path, force: bool, what: str = "a run") -> None:
         raise InputError(f"{dest} already holds a run; choose another --out or pass --force to replace it")
 
 
-def _paths(value: Path | str | Iterable[Path | str] | None) -> list[Path]:
+def _is_glob(value: Path | str) -> bool:
+    return isinstance(value, str) and any(c in value for c in "*?[")
+
+
+def _values(value: Path | str | Iterable[Path | str] | None) -> list[Path | str]:
     if value is None:
         return []
     if isinstance(value, (str, Path)):
-        if isinstance(value, str) and any(c in value for c in "*?["):  # a glob of inputs: its files
-            return [Path(p) for p in glob.glob(value, recursive=True)]
-        return [Path(value)]
-    return [Path(v) for v in value]
+        return [value]
+    return list(value)
+
+
+def _paths(value: Path | str | Iterable[Path | str] | None) -> list[Path]:
+    """The files an input names: itself, or the files of a glob (one given as text)."""
+    out: list[Path] = []
+    for v in _values(value):
+        out += [Path(p) for p in glob.glob(str(v), recursive=True)] if _is_glob(v) else [Path(v)]
+    return out
+
+
+def _patterns(value: Path | str | Iterable[Path | str] | None) -> list[str]:
+    """The globs an input names, as absolute patterns: a new file matching one would join that input."""
+    return [os.path.abspath(str(v)) for v in _values(value) if _is_glob(v)]
 
 
 def _same(a: Path, b: Path) -> bool:
@@ -188,7 +204,8 @@ def check_outputs(
     outputs: Mapping[str, Path | str | None],
     inputs: Mapping[str, Path | str | Iterable[Path | str] | None],
 ) -> None:
-    """Refuse an output that is one of the inputs, or the same file as another output.
+    """Refuse an output that is one of the inputs, lies inside an input folder or matches an input glob,
+    or is the same file as another output. An input may be a list (every file an event mapping names).
 
     Called before any work, so a mistyped --out never overwrites the model or the data. Devices and
     pipes (/dev/null, /dev/stdout) may be shared: they are written through, never replaced."""
@@ -202,6 +219,14 @@ def check_outputs(
                     raise InputError(f"{name} {out} is the same file as {in_name}; choose another path")
                 if src.is_dir() and out.resolve().is_relative_to(src.resolve()):
                     raise InputError(f"{name} {out} lies inside {in_name} {src}; choose another path")
+            for pattern in _patterns(value):
+                if fnmatch.fnmatchcase(str(out.resolve()), pattern) or fnmatch.fnmatchcase(
+                    os.path.abspath(out), pattern
+                ):
+                    raise InputError(
+                        f"{name} {out} matches the glob {pattern} of {in_name}, so it would be read as part "
+                        "of that input next time; choose another path"
+                    )
     for i, (name, out) in enumerate(outs):
         for other, path in outs[i + 1 :]:
             if not _is_special(out) and _same(out, path):

@@ -3,7 +3,10 @@
 Bad input (InputError, a file that cannot be read or written, a usage error) prints one sentence and
 exits 2. Anything else is a bug: it prints "internal error", writes the trace to a log file and exits
 70. SIGTERM (a scheduler's or container's stop) is turned into the same unwinding as Ctrl-C, so temp
-files and half-built folders are removed on the way out; worker processes are stopped either way.
+files and half-built folders are removed on the way out; worker processes are stopped either way. A
+signal that lands inside a DuckDB query comes back as DuckDB's InterruptException ("Query interrupted"),
+or as whatever error the interrupted library raises on its way out: once a signal has arrived, any
+ending is an interruption (exit 130 or 143), never an internal error.
 """
 
 from __future__ import annotations
@@ -40,6 +43,22 @@ def _on_sigterm(signum: int, frame: FrameType | None) -> None:
     # Raised in the main thread at the next bytecode: the same path as Ctrl-C, which libraries
     # (joblib, Optuna, Dask) already clean up after.
     raise Terminated()
+
+
+def _is_interruption(e: BaseException) -> bool:
+    """Whether an error is a signal's: DuckDB's interrupt (looked up only if DuckDB was loaded), or any
+    error raised after SIGTERM arrived or inside the unwinding of one."""
+    if _terminated:
+        return True
+    duckdb = sys.modules.get("duckdb")
+    interrupt = getattr(duckdb, "InterruptException", None) if duckdb is not None else None
+    seen: set[int] = set()
+    while e is not None and id(e) not in seen:  # the signal may be the cause or context of what ended
+        seen.add(id(e))
+        if isinstance(e, KeyboardInterrupt) or (interrupt is not None and isinstance(e, interrupt)):
+            return True
+        e = e.__cause__ or e.__context__  # type: ignore[assignment]
+    return False
 
 
 def stop_workers() -> None:
@@ -93,17 +112,23 @@ def run(command: Callable[..., Any], console: Console) -> int:
             error(console, message + hint)
         return config.EXIT_INPUT
     except InputError as e:
+        if _terminated:  # a guard that met the interrupted query: the signal is the cause
+            return _interrupted(console)
         error(console, e)
         return config.EXIT_INPUT
     except KeyboardInterrupt:
         return _interrupted(console)
     except OSError as e:
+        if _terminated:
+            return _interrupted(console)
         error(console, os_error_message(e))
         return config.EXIT_INPUT
     except RecursionError:
         error(console, "an input is nested too deeply to read; check the file")
         return config.EXIT_INPUT
     except Exception as e:  # anything else is a bug: one line here, the trace in a log file
+        if _is_interruption(e):
+            return _interrupted(console)
         log = _log_internal(e)
         where = f"the trace is in {log}" if log else "".join(traceback.format_exception(e))
         error(console, f"internal error ({type(e).__name__}: {e}); {where}; please report it")

@@ -46,6 +46,9 @@ def drift(
         None, "--as-of", help="with --events: the day YYYY-MM-DD [default: the day after the last event]"
     ),
     mapping: Path | None = typer.Option(None, help="with --events: TOML mapping [default: the 365 layout]"),
+    audit: Path | None = typer.Option(
+        None, help="with --events: also write the event tables' audit (rows left out, by reason) as JSON"
+    ),
     verify_key: Path | None = VERIFY_KEY,
 ) -> None:
     """Compare new data with the training reference; exit 1 when a threshold is crossed."""
@@ -59,15 +62,20 @@ def drift(
     config.check_number("--psi-alert", psi_alert, 0, above=True)
     config.check_number("--new-category-share", new_category_share, 0, 1, above=True)
     config.check_number("--range-share", range_share, 0, 1, above=True)
+    if audit is not None and events is None:
+        raise InputError("--audit is the audit of event tables: give it with --events")
     if events is not None:
         out = out or Path("drift.json")
     else:
         assert data is not None  # checked above: DATA or --events
         out = out or Path(data.rstrip("/")).with_name("drift.json")
+    from .score import event_tables, show_audit
+
     check_outputs(
-        {"--out": out},
-        {"MODEL": model, "DATA": data, "--events": events, "--mapping": mapping, "--verify-key": verify_key},
-    )
+        {"--out": out, "--audit": audit},
+        {"MODEL": model, "DATA": data, "--events": events, "--mapping": mapping, "--verify-key": verify_key,
+         "a table of the mapping": event_tables(events, mapping)},
+    )  # fmt: skip
     scorer = Scorer.load(model, verify_key=verify_key)
     thresholds = {
         "psi_alert": psi_alert,
@@ -75,7 +83,7 @@ def drift(
         "range_share": range_share,
     }
     if events is not None:
-        with today_features(scorer, events, as_of, mapping) as (path, day):
+        with today_features(scorer, events, as_of, mapping, show_audit, audit) as (path, day):
             check = check_file(scorer, path, id_column="user_id", **thresholds)
         data = f"{events} (users free on {day})"
     else:

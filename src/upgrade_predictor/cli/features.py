@@ -28,6 +28,9 @@ def features(
         None, help="TOML mapping of the event tables [default: the 365 layout]"
     ),
     force: bool = typer.Option(False, help="replace an existing --out file"),
+    audit: Path | None = typer.Option(
+        None, help="also write the event tables' audit (every row left out or flagged, by reason) as JSON"
+    ),
     dask: str | None = typer.Option(
         None,
         help="compute on a Dask cluster: a scheduler address, or 'local' (its workers must read the "
@@ -36,15 +39,31 @@ def features(
 ) -> None:
     """Write the point-in-time features of every user still free on --as-of (events before it only)."""
     from ..files import check_outputs
+    from ..forecast.summary import show_event_audit
+    from ..sources.event_staging import event_inputs
 
-    check_outputs({"--out": out}, {"--events": events, "--mapping": mapping})
     folder = events or config.default_events_path()
+    check_outputs(
+        {"--out": out, "--audit": audit},
+        {"--events": folder, "--mapping": mapping, "a table of the mapping": event_inputs(folder, mapping)},
+    )
     if dask:
         from ..scoring.events_cluster import write_features_folder  # Dask is loaded for --dask only
 
-        path = write_features_folder(folder, out, as_of, mapping, force, dask)
+        path = write_features_folder(
+            folder,
+            out,
+            as_of,
+            mapping,
+            force,
+            dask,
+            on_audit=lambda a: show_event_audit(console, a),
+            audit=audit,
+        )
     else:
-        from ..forecast.export import write_features
+        from ..scoring.events import export_features
 
-        path = write_features(folder, out, as_of, mapping, force)
-    say(console, f"features written to {path}")
+        path = export_features(
+            folder, out, as_of, mapping, force, on_audit=lambda a: show_event_audit(console, a), audit=audit
+        )
+    say(console, f"features written to {path}" + (f"; audit in {audit}" if audit else ""))

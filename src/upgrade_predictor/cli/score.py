@@ -18,6 +18,7 @@ from .app import EXAMPLES, VERIFY_KEY, app, console, fail
 
 if TYPE_CHECKING:
     from ..scoring.batch import BatchResult
+    from ..sources.event_audit import EventAudit
 
 
 @app.command(epilog=EXAMPLES["score"])
@@ -57,6 +58,9 @@ def score(
         help="with --events: the scoring day YYYY-MM-DD [default: the day after the last event]",
     ),
     mapping: Path | None = typer.Option(None, help="with --events: TOML mapping [default: the 365 layout]"),
+    audit: Path | None = typer.Option(
+        None, help="with --events: also write the event tables' audit (rows left out, by reason) as JSON"
+    ),
     verify_key: Path | None = VERIFY_KEY,
 ) -> None:
     """Score users into a ranked target list: row, id, probability, decision, rank (and reasons).
@@ -68,10 +72,13 @@ def score(
     from ..scoring.scorer import Scorer
 
     check_options(data, events, dask, id, explain, rejects, max_reject_share, top, budget, offer_cost)
+    if audit is not None and events is None:
+        raise InputError("--audit is the audit of event tables: give it with --events")
     check_outputs(
-        {"--out": out, "--rejects": rejects or (None if dask else default_rejects_path(out))},
-        {"MODEL": model, "DATA": data, "--events": events, "--mapping": mapping, "--verify-key": verify_key},
-    )
+        {"--out": out, "--rejects": rejects or (None if dask else default_rejects_path(out)), "--audit": audit},
+        {"MODEL": model, "DATA": data, "--events": events, "--mapping": mapping, "--verify-key": verify_key,
+         "a table of the mapping": event_tables(events, mapping)},
+    )  # fmt: skip
     scorer = None if dask else Scorer.load(model, verify_key=verify_key)
     selection = Selection(top, budget, offer_cost)
     with progress_bar(bool(dask), progress) as advance:
@@ -89,6 +96,8 @@ def score(
                 **selection.kwargs(),
                 progress=advance,
                 verify_key=verify_key,
+                on_audit=show_audit,
+                audit=audit,
             )
             say(console, f"users free on {day} scored on the cluster from the events dated before it")
         elif events is not None and scorer is not None:
@@ -104,6 +113,8 @@ def score(
                 **selection.kwargs(),
                 explain=explain,
                 progress=advance,
+                on_audit=show_audit,
+                audit=audit,
             )
             say(console, f"users free on {day} scored from the events dated before it")
         elif scorer is None:
@@ -137,6 +148,22 @@ def score(
             f"{max_reject_share:.2%}; see {result.rejects}",
             code=1,
         )
+
+
+def event_tables(events: Path | None, mapping: Path | None) -> list[str]:
+    """Every file the mapping of --events names (inputs no output may be); none without --events."""
+    if events is None:
+        return []
+    from ..sources.event_staging import event_inputs
+
+    return event_inputs(events, mapping)
+
+
+def show_audit(audit: EventAudit) -> None:
+    """The event tables' audit on the console, as train --events shows it."""
+    from ..forecast.summary import show_event_audit
+
+    show_event_audit(console, audit)
 
 
 @dataclass(frozen=True)

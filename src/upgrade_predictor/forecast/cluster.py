@@ -2,7 +2,7 @@
 
 Every mapped table is read by Dask (the columns the mapping needs, plus a digest of the others: exact
 duplicates compare every column) and shuffled by Dask on a partition number hashed from the user's id as
-staging compares it (`sources.events.partition_of`), so a user's rows of every table meet in partition k.
+staging compares it (`sources.event_parts.partition_of`), so a user's rows of every table meet in partition k.
 The shuffled partitions stay in the cluster's memory. Each call runs one task per partition on a worker:
 it writes partition k of every table as Parquet into a worker-local temp folder, opens an `EventSource` on
 it (the single-machine DuckDB code) and runs the single-machine function. Cleaning is per user, so the
@@ -36,10 +36,8 @@ from ..files import write_atomic
 from ..parallel import connect
 from ..sources.event_audit import EventAudit, merge_audits
 from ..sources.event_mapping import Attribute, EventMapping, UsersTable, resolve_mapping
-from ..sources.event_staging import INTEGER_TYPES, ident, one_row, scan_sql, table_files
-from ..sources.events import (
+from ..sources.event_parts import (
     PART,
-    EventSource,
     PartTable,
     key_owners,
     open_part,
@@ -48,6 +46,8 @@ from ..sources.events import (
     prepare_part,
     read_part_table,
 )
+from ..sources.event_staging import INTEGER_TYPES, ident, one_row, scan_sql, table_files
+from ..sources.events import EventSource
 from ..sources.messages import error_line
 from .engine import LocalEvents
 from .features import DEFAULT_WINDOWS, features_as_of, point_in_time_features

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 from collections.abc import Iterable
 from datetime import date, timedelta
 from pathlib import Path
@@ -14,7 +12,6 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from ..errors import InputError
-from .engine import LocalEvents
 
 
 def parse_day(text: str | None, flag: str = "--as-of") -> date | None:
@@ -50,21 +47,3 @@ def write_chunks(
         if writer is not None:
             writer.close()
     return rows
-
-
-def write_features(events: Path, out: Path, as_of: str | None, mapping: Path | None, force: bool) -> Path:
-    """Features on `as_of` of every user registered by then and still free, as CSV or Parquet, written a
-    chunk of users at a time (memory stays bounded) and published whole."""
-    if out.suffix.lower() not in (".csv", ".parquet", ".pq"):
-        raise InputError(f"{out}: give a file name ending in .csv or .parquet")
-    if out.exists() and (out.is_dir() or not force):
-        raise InputError(f"{out} already exists; choose another --out or pass --force to replace it")
-    day = parse_day(as_of)
-    with LocalEvents(events, mapping) as engine:
-        chunks = engine.features_on_chunks(day or default_as_of(engine.data_end))
-        csv = out.suffix.lower() == ".csv"
-        with tempfile.TemporaryDirectory(prefix=".upgrade_predictor_", dir=out.parent) as tmp:
-            part = Path(tmp) / out.name
-            write_chunks(chunks, part, csv=csv)
-            os.replace(part, out)
-    return out

@@ -45,6 +45,7 @@ import pandas as pd
 
 from upgrade_predictor import config
 from upgrade_predictor.errors import InputError
+from upgrade_predictor.sources.engine_errors import engine_errors
 from upgrade_predictor.sources.event_mapping import ActivityTable
 from upgrade_predictor.sources.event_staging import KEPT, ident
 from upgrade_predictor.sources.events import EventSource
@@ -187,7 +188,7 @@ def _chunks(
     source: EventSource, rows_sql: str, windows: tuple[int, ...], size: int
 ) -> Iterator[pd.DataFrame]:
     """Features of the rows `rows_sql` yields, `size` rows at a time in _row order (at least one frame)."""
-    with _staged(source, rows_sql) as (rows, n, last):
+    with engine_errors("the event features"), _staged(source, rows_sql) as (rows, n, last):
         for lo in range(0, max(n, 1), size):
             yield _compute(source, rows, lo, min(n, lo + size), last, windows)
 
@@ -220,9 +221,10 @@ def point_in_time_features(
     name = f"__input_{next(_ids)}"
     source.con.register(name, frame)
     try:
-        first, count = source.con.execute(
-            f"SELECT min(user_id), count(*) FROM {name} ANTI JOIN _users USING (user_id)"
-        ).fetchall()[0]
+        with engine_errors("the event features"):
+            first, count = source.con.execute(
+                f"SELECT min(user_id), count(*) FROM {name} ANTI JOIN _users USING (user_id)"
+            ).fetchall()[0]
         if count:
             raise InputError(f"rows name {count:,} users that are not in the users table (first: {first}); "
                              "features need a registered user")  # fmt: skip

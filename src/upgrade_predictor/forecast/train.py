@@ -22,6 +22,7 @@ from ..parallel import connect, fits_on, study_storage
 from ..profile import reference_profile
 from ..runs.folder import RunWriter, destination, published
 from ..sources.event_audit import EventAudit
+from ..sources.event_staging import event_inputs
 from ..training.clock import RunClock
 from ..training.selection import chosen_of
 from .aggregated import aggregated_predictions
@@ -60,8 +61,13 @@ def run_forecast(
     budget = cfg.check()
     clock = RunClock(cfg.time_limit)  # --time-limit counts from here, reading the tables included
     started_at = datetime.now().isoformat(timespec="seconds")
-    dest = destination(cfg.out, cfg.force, {"--events": cfg.events, "--mapping": cfg.mapping})
     events = Path(cfg.events or config.default_events_path())
+    tables = event_inputs(events, cfg.mapping) if events.is_dir() else []
+    dest = destination(
+        cfg.out,
+        cfg.force,
+        {"--events": cfg.events, "--mapping": cfg.mapping, "a table of the mapping": tables},
+    )
     clock.mark("read and design")
     # The engine is this machine's DuckDB: a run trains here (its fits may go to a cluster); the cluster
     # engine serves `score --events --dask` and `features --dask`.

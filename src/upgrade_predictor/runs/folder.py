@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import json
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -37,7 +37,9 @@ class Wording:
     first: str  # "upgrade-predictor train", with what it needs
 
 
-def destination(out: Path | str | None, force: bool, inputs: Mapping[str, Path | str | None]) -> Path:
+def destination(
+    out: Path | str | None, force: bool, inputs: Mapping[str, Path | str | Iterable[Path | str] | None]
+) -> Path:
     """Where the run will be published (runs/<time> without --out); an existing run is replaced only
     with --force, and the folder may not be one of the inputs."""
     dest = Path(out) if out else Path("runs") / datetime.now().strftime("%Y%m%d-%H%M%S")

@@ -17,7 +17,7 @@ from ..forecast.cluster import DaskEvents
 from ..forecast.export import default_as_of, parse_day
 from ..parallel import connect
 from .cluster import DaskScoreResult, score_dataset
-from .events import CARRIED, ID, event_windows
+from .events import CARRIED, ID, OnAudit, event_windows, write_audit
 from .scorer import Scorer
 
 
@@ -36,6 +36,8 @@ def score_events_on_dask(
     progress: Callable[[int, int], None] | None = None,
     verify_key: Path | None = None,
     partitions: int | None = None,
+    on_audit: OnAudit | None = None,
+    audit: Path | None = None,
 ) -> tuple[DaskScoreResult, date]:
     """Score every user still free on `as_of` (default: the day after the last event) into the folder
     `out`, as `score_dataset` writes it, with user_id and tenure beside each user; and that day."""
@@ -46,6 +48,8 @@ def score_events_on_dask(
     with connect(None if client is not None else (address or "local")) as own:
         client = client if client is not None else own
         with DaskEvents(events, mapping, client=client, partitions=partitions) as engine:
+            if on_audit is not None:
+                on_audit(engine.audit)
             day = day or default_as_of(engine.data_end)
             features = temp_folder(out.parent / f"{out.name}.features")
             try:
@@ -66,6 +70,7 @@ def score_events_on_dask(
                 )
             finally:
                 shutil.rmtree(features, ignore_errors=True)
+            write_audit(engine.audit, audit)
     return result, day
 
 
@@ -79,6 +84,8 @@ def write_features_folder(
     *,
     client: Any = None,
     partitions: int | None = None,
+    on_audit: OnAudit | None = None,
+    audit: Path | None = None,
 ) -> Path:
     """Features on `as_of` of every user registered by then and still free (the rows and columns of
     `features --out FILE`), computed on a cluster and written as a folder of Parquet parts in the users'
@@ -91,8 +98,12 @@ def write_features_folder(
         with connect(None if client is not None else (address or "local")) as own:
             with DaskEvents(events, mapping, client=client if client is not None else own,
                             partitions=partitions) as engine:  # fmt: skip
+                if on_audit is not None:
+                    on_audit(engine.audit)
                 engine.write_features_on(day or default_as_of(engine.data_end), tmp)
+                found = engine.audit
         publish_folder(tmp, out)
+        write_audit(found, audit)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

@@ -96,6 +96,15 @@ class EventMapping:
         return [self.users, self.conversions, *self.activities]
 
 
+def where_of(t: UsersTable | ConversionTable | ActivityTable) -> str:
+    """A table as messages name it: its role and file."""
+    if isinstance(t, UsersTable):
+        return f"users table {t.file}"
+    if isinstance(t, ConversionTable):
+        return f"conversions table {t.file}"
+    return f"activity '{t.name}' table {t.file}"
+
+
 # ----------------------------------------------------------------------------------------------- mapping
 
 _TABLE_KEYS = {
