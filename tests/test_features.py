@@ -3,11 +3,18 @@
 import numpy as np
 import pandas as pd
 import pytest
+from sklearn.preprocessing import OneHotEncoder, PowerTransformer
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from conftest import synthetic_frame
+from upgrade_predictor import config
 from upgrade_predictor.dataset import coerce, infer_kinds
-from upgrade_predictor.features import EngagementFeatures, QuantileClipper
+from upgrade_predictor.features import (
+    EngagementFeatures,
+    QuantileClipper,
+    SampledPowerTransformer,
+    encode_step,
+)
 from upgrade_predictor.models import FAMILIES, build_pipeline
 from upgrade_predictor.schema import Schema
 
@@ -59,7 +66,7 @@ def test_unseen_and_rare_countries_are_scored_by_every_family():
     assert not np.array_equal(coded[0], coded[2])
 
 
-@parametrize_with_checks([EngagementFeatures(), QuantileClipper()])
+@parametrize_with_checks([EngagementFeatures(), QuantileClipper(), SampledPowerTransformer(max_rows=30)])
 def test_custom_transformers_pass_the_scikit_learn_estimator_checks(estimator, check):
     # Every check applies: both accept frames and dense numeric arrays, and keep missing cells.
     check(estimator)
@@ -71,3 +78,37 @@ def test_engagement_features_refuse_columns_other_than_those_fitted():
     assert list(step.transform(X).columns) == list(step.get_feature_names_out())
     with pytest.raises(ValueError, match="feature names"):
         step.transform(X[X.columns[::-1]])
+
+
+def _skewed(n: int, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    return np.c_[rng.gamma(0.5, 30, n), rng.poisson(2, n), rng.lognormal(1, 1, n)]
+
+
+def test_power_transform_below_its_sample_size_is_yeo_johnson_on_every_row():
+    X = _skewed(2_000)
+    ours, plain = SampledPowerTransformer(max_rows=5_000).fit(X), PowerTransformer().fit(X)
+    np.testing.assert_array_equal(ours.lambdas_, plain.lambdas_)
+    np.testing.assert_allclose(ours.transform(X), plain.transform(X))
+
+
+def test_power_transform_learns_lambdas_from_a_sample_and_transforms_every_row():
+    X = _skewed(60_000, seed=1)
+    ours = SampledPowerTransformer(max_rows=10_000)
+    Z = ours.fit_transform(X)
+    plain = PowerTransformer().fit(X)
+    assert Z.shape == X.shape
+    np.testing.assert_allclose(ours.lambdas_, plain.lambdas_, atol=0.05)
+    assert not np.allclose(ours.lambdas_, plain.lambdas_, atol=1e-9)  # a sample, not the whole
+    np.testing.assert_allclose(Z.mean(axis=0), 0, atol=0.05)  # standardised on the sample, near 0 on all
+    assert (np.diff(Z[np.argsort(X[:, 0]), 0]) >= 0).all()  # monotone: the ranking is the data's
+
+
+def test_one_hot_width_is_capped_and_the_rest_share_the_infrequent_column():
+    codes = [f"c{i:03d}" for i in range(200)]
+    X = pd.DataFrame({"country": np.repeat(codes, 30)})
+    enc = encode_step().fit(X)
+    onehot = enc.named_transformers_["cat"]
+    assert isinstance(onehot, OneHotEncoder)
+    assert len(enc.get_feature_names_out()) == config.MAX_CATEGORIES
+    assert onehot.infrequent_categories_[0].size == 200 - (config.MAX_CATEGORIES - 1)

@@ -32,7 +32,13 @@ CLIP_QUANTILE = 0.995  # winsorise at training-fold quantiles instead of droppin
 # Medians and clipping quantiles of a training fit are estimated on at most this many random rows of it
 # (the bundled table is used whole; an events design of 600k+ rows is sampled).
 FIT_STAT_ROWS = 100_000
+# Yeo-Johnson lambdas cost dozens of passes over a column each: they are fitted on a smaller sample.
+POWER_FIT_ROWS = 30_000
 MIN_CATEGORY_FREQUENCY = 20  # rarer codes share one "infrequent" column; unseen codes land there too
+# At most this many one-hot columns per category, the "infrequent" one included. An events design counts
+# each user once per cutoff, so a country of one user passes MIN_CATEGORY_FREQUENCY there; the cap keeps
+# the width (and the dense matrix) near the course table's, whose 79 frequent countries it leaves as they are.
+MAX_CATEGORIES = 80
 
 # The course's reference recipe (kept as a baseline row).
 REFERENCE_OUTLIER_LIMITS = {
@@ -152,6 +158,8 @@ BUDGETS = {
 # Events runs: every fit of a family of these row-cap classes (KNN, SVM, forests) uses a stratified
 # sample of at most this many rows, whatever the budget; cheap families fit on every row.
 EVENTS_FIT_ROWS = {"neighbours": 60_000, "costly": 60_000}
+# The tenure-only and recency-only baselines of a backtest origin are fitted on at most this many rows.
+BASELINE_FIT_ROWS = 100_000
 # Point-in-time features are built and scored this many (user, cutoff) rows at a time, so memory follows
 # the chunk, not the number of users.
 FEATURE_CHUNK_ROWS = 500_000

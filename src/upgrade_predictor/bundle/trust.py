@@ -46,6 +46,7 @@ FRAMEWORK_TYPES = frozenset(
         "upgrade_predictor.features.EngagementFeatures",
         "upgrade_predictor.features.QuantileClipper",
         "upgrade_predictor.features.SampledImputer",
+        "upgrade_predictor.features.SampledPowerTransformer",
         # the course recipe: its outlier rule, its dropped column and its forest
         "upgrade_predictor.features.drop_columns",
         "upgrade_predictor.features.drop_reference_outliers",

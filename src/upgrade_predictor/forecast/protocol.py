@@ -15,7 +15,8 @@ how the past is split from the future:
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
 from typing import Any
@@ -26,18 +27,21 @@ from joblib import Parallel, delayed
 from rich.console import Console
 from sklearn.calibration import CalibratedClassifierCV
 from sklearn.frozen import FrozenEstimator
+from threadpoolctl import threadpool_limits
 
 from .. import config, evaluation
 from ..console import say, warn
-from ..models import FAMILIES, build_pipeline, row_caps
+from ..errors import InputError
+from ..models import FAMILIES, SMOTE_K, build_pipeline, row_caps
 from ..runs.options import RunOptions
 from ..sampling import stratified_rows
 from ..schema import Schema
 from ..training.candidates import Candidate, CVResult
 from ..training.clock import RunClock
 from ..training.metrics import Limits, Tuning
+from ..training.planning import FitPlan
 from ..training.selection import compare, leaderboard
-from ..training.splits import cv_folds
+from ..training.splits import MIN_CLASS_PER_FOLD, Folds, cv_folds
 from ..training.summary import progress_bar
 from .design import Design, TimeSplit, rolling_origins
 from .matrix import Matrix
@@ -98,6 +102,21 @@ class ForecastOutcome:
     notes: list[str] = field(default_factory=list)  # what --time-limit cut, one sentence each
 
 
+def events_fit_plan(y: np.ndarray, folds: Folds) -> FitPlan:
+    """The comparison's plan: every family on every fold, SMOTE's neighbours fewer when a fold holds
+    few upgrades; refused when a fold holds too few to learn from (a table run's plan also caps rows,
+    which the comparison's stated sample already does here)."""
+    fewest = min(int(y[tr].sum()) for _, tr, _ in folds)
+    if fewest < MIN_CLASS_PER_FOLD:
+        raise InputError(
+            f"the event tables give {int(y.sum())} upgrades among the comparison's {len(y):,} training "
+            f"rows, {fewest} in the poorest fold: too few to compare models (at least {MIN_CLASS_PER_FOLD} "
+            "per fold); use event tables with more users or a longer history"
+        )
+    fold_rows = max(len(tr) for _, tr, _ in folds)
+    return FitPlan(len(y), fold_rows, smote_k=max(1, min(SMOTE_K, fewest - 1)))
+
+
 def fit_recalibrated(
     cand: Candidate, m: Matrix, design: Design, rows: np.ndarray, calibration_days: int, seed: int
 ) -> Fitted:
@@ -128,6 +147,8 @@ def baselines(
     """Simple forecasts on the same test rows: the base rate, tenure alone, recency alone."""
     y = design.rows["label"].to_numpy()
     out = {"base rate": np.full(len(test), float(y[fit].mean()))}
+    # One or a few columns need no more rows than this to be learnt; the base rate uses them all.
+    fit = stratified_rows(y, config.BASELINE_FIT_ROWS, seed, among=fit)
     recency = [c for c in m.X.columns if c.endswith("_days_since_last")]
     for name, cols in (("tenure only", ["tenure_days"]), ("recency only", ["tenure_days", *recency])):
         cols = [c for c in cols if c in m.X.columns]
@@ -159,6 +180,15 @@ def _origin(
     Xc = m.X.iloc[fitted.calib_rows]
     calib_p = {k: est.predict_proba(Xc)[:, 1] for k, est in fitted.models.items()}
     return OriginResult(split, p, y[fitted.calib_rows], calib_p, fitted.fit_rows)
+
+
+@contextmanager
+def one_blas_thread() -> Iterator[None]:
+    """BLAS on one thread while fits run side by side in threads: each of OpenBLAS's pools would
+    otherwise start a thread per core, and the fits fight for the cores (a linear model's Hessian
+    products ran several times slower so)."""
+    with threadpool_limits(limits=1, user_api="blas"):
+        yield
 
 
 def shortlist(board: pd.DataFrame, results: dict[str, CVResult], n: int) -> list[CVResult]:
@@ -193,7 +223,10 @@ def select_in_time(
             for est in fitted.models.values()
         ), fitted
 
-    fits = Parallel(n_jobs=min(cfg.jobs, len(leaders)), prefer="threads")(delayed(loss)(r) for r in leaders)
+    with one_blas_thread():
+        fits = Parallel(n_jobs=min(cfg.jobs, len(leaders)), prefer="threads")(
+            delayed(loss)(r) for r in leaders
+        )
     losses = [v for v, _ in fits]
     selection = {r.candidate.key: float(v) for r, v in zip(leaders, losses)}
     best = int(np.argmin(losses))
@@ -243,13 +276,14 @@ def run_forecast_protocol(
     # chosen pipeline four times, so an events run keeps within the budget's time.
     budget = replace(budget, cv_repeats=1, trials=max(8, budget.trials // 2))
     folds = cv_folds(y[sub], groups, budget, cfg.seed)
+    plan = events_fit_plan(y[sub], folds)
     say(
         console,
         f"comparing on {len(sub):,} training rows of {len(np.unique(groups)):,} users "
         f"(folds grouped by user; of {len(test.train):,} training rows)",
     )
     results, tuning = compare(
-        m.X.iloc[sub], y[sub], folds, m.schema, cfg, budget, console, storage, clock=clock, notes=notes
+        m.X.iloc[sub], y[sub], folds, m.schema, cfg, budget, console, storage, plan, clock, notes
     )
     board = leaderboard(results, cfg.objective)
     first = origins_splits[0]
@@ -308,15 +342,17 @@ def backtest(
             return out
 
         # Threads: LightGBM and scikit-learn's tree builders release the GIL, and the frames stay shared.
+        # The largest fits go first (the model for today, then the latest origins), so that the two
+        # threads end together instead of one finishing the biggest fit alone.
         days, seed = config.CALIBRATION_DAYS, cfg.seed
-        jobs = Parallel(n_jobs=min(cfg.jobs, len(splits) + 1), prefer="threads")(
-            [
-                delayed(step)(_origin, cand, m, design, s, days, seed, e, first if k == 0 else None)
-                for k, (s, e) in enumerate(zip(splits, extra))
-            ]
-            + [delayed(step)(fit_recalibrated, cand, m, design, design.fit_rows(), days, seed)]
-        )
-    return list(jobs[:-1]), jobs[-1]
+        origins = [
+            delayed(step)(_origin, cand, m, design, s, days, seed, e, first if k == 0 else None)
+            for k, (s, e) in enumerate(zip(splits, extra))
+        ]
+        today = delayed(step)(fit_recalibrated, cand, m, design, design.fit_rows(), days, seed)
+        with one_blas_thread():
+            jobs = Parallel(n_jobs=min(cfg.jobs, len(splits) + 1), prefer="threads")([today, *origins[::-1]])
+    return list(jobs[:0:-1]), jobs[0]
 
 
 def snapshot_dates(split: TimeSplit, design: Design) -> list[date]:

@@ -13,13 +13,17 @@ from sklearn.base import clone
 
 from .. import evaluation
 from .candidates import REFERENCE, Candidate, CVResult
+from .fitcache import active, with_memory
 from .splits import Folds
 
 
-def _fit_fold(key: str, i: int, estimator, X: pd.DataFrame, y: np.ndarray, tr: np.ndarray, va: np.ndarray):
-    """Fit a fresh clone on one training fold; every fitted statistic and sample stays inside it."""
+def _fit_fold(
+    key: str, i: int, estimator, X: pd.DataFrame, y: np.ndarray, tr: np.ndarray, va: np.ndarray, memory=None
+):
+    """Fit a fresh clone on one training fold; every fitted statistic and sample stays inside it
+    (`memory` only replays a step already fitted on the same fold with the same parameters)."""
     start = time.perf_counter()
-    model = clone(estimator).fit(X.iloc[tr], y[tr])
+    model = with_memory(clone(estimator), memory).fit(X.iloc[tr], y[tr])
     return key, i, model.predict_proba(X.iloc[va])[:, 1], time.perf_counter() - start
 
 
@@ -42,8 +46,9 @@ def cross_validate(
     estimators = {c.key: (wrap(c.build(schema, seed)) if wrap else c.build(schema, seed)) for c in candidates}
     order = candidates if deadline is None else sorted(candidates, key=lambda c: c.cost)
     tasks = [(c.key, i) for c in order for i in range(len(folds))]
+    memory = active()
     run = Parallel(n_jobs=jobs, return_as="generator_unordered")(
-        delayed(_fit_fold)(k, i, estimators[k], X, y, folds[i][1], folds[i][2]) for k, i in tasks
+        delayed(_fit_fold)(k, i, estimators[k], X, y, folds[i][1], folds[i][2], memory) for k, i in tasks
     )
     probs: dict[tuple[str, int], np.ndarray] = {}
     seconds: dict[str, float] = {c.key: 0.0 for c in candidates}

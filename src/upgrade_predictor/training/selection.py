@@ -15,6 +15,7 @@ from ..runs.options import RunOptions
 from .candidates import REFERENCE, Candidate, CVResult
 from .clock import RunClock
 from .crossval import cross_validate
+from .fitcache import fit_cache
 from .metrics import Chosen, Tuning
 from .planning import FitPlan
 from .splits import Folds
@@ -51,7 +52,7 @@ def compare(
     if set(config.REFERENCE_OUTLIER_LIMITS) & set(schema.numeric):
         candidates.append(plan.candidate(REFERENCE, "none"))
     clock.mark("comparison")
-    with progress_bar(console) as progress:
+    with progress_bar(console) as progress, fit_cache():
         results = _cross_validate_all(candidates, X_tr, y_tr, folds, schema, cfg, progress, clock, notes)
         clock.mark("tuning")
         leaders = _leaders(results, cfg.objective, budget.tune_families)
