@@ -160,6 +160,10 @@ BUDGETS = {
 EVENTS_FIT_ROWS = {"neighbours": 60_000, "costly": 60_000}
 # The tenure-only and recency-only baselines of a backtest origin are fitted on at most this many rows.
 BASELINE_FIT_ROWS = 100_000
+# The backtest's and selection's fits run side by side (threads sharing the design) up to this many
+# training rows, one at a time beyond: two fits of a 1.5M-row design with their intermediate matrices
+# exceeded 20 GB.
+PARALLEL_FIT_ROWS = 1_000_000
 # Point-in-time features are built and scored this many (user, cutoff) rows at a time, so memory follows
 # the chunk, not the number of users.
 FEATURE_CHUNK_ROWS = 500_000

@@ -17,6 +17,7 @@ from ..training.candidates import Candidate
 from .design import TimeSplit
 from .engine import EventEngine
 from .matrix import Matrix, build_matrix
+from .protocol import predict_rows
 
 
 def aggregated_rows(users: pd.DataFrame, extract: date) -> pd.DataFrame:
@@ -44,4 +45,4 @@ def aggregated_predictions(
     rows = aggregated_rows(users, split.test_start)
     train = build_matrix(engine.attributes, engine.features_at(rows[["user_id", "cutoff"]]), m.schema)
     pipe = cand.build(m.schema, seed).fit(train.X, rows["label"].to_numpy())
-    return np.asarray(pipe.predict_proba(m.X.iloc[split.test])[:, 1], dtype="float64")
+    return np.asarray(predict_rows(pipe, m.X, split.test), dtype="float64")

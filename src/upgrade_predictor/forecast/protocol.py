@@ -137,6 +137,14 @@ def fit_recalibrated(
     return Fitted(models, calib, len(fit), sampled)
 
 
+def predict_rows(est: Any, X: pd.DataFrame, rows: np.ndarray) -> np.ndarray:
+    """P(upgrade) of `est` on rows `rows` of X, config.FEATURE_CHUNK_ROWS at a time: a test period of
+    millions of rows is never copied whole, nor its pipeline's intermediate matrices."""
+    step = config.FEATURE_CHUNK_ROWS
+    parts = [est.predict_proba(X.iloc[rows[i : i + step]])[:, 1] for i in range(0, len(rows), step)]
+    return np.concatenate(parts) if parts else np.zeros(0)
+
+
 def _baseline_frame(m: Matrix, columns: list[str]) -> tuple[pd.DataFrame, Schema]:
     return m.X[columns], Schema([m.schema.column(c) for c in columns], m.schema.target, "1", "0", None)
 
@@ -156,7 +164,7 @@ def baselines(
             continue
         X, schema = _baseline_frame(m, cols)
         pipe = build_pipeline(schema, "gbm", "none", seed=seed).fit(X.iloc[fit], y[fit])
-        out[name] = pipe.predict_proba(X.iloc[test])[:, 1]
+        out[name] = predict_rows(pipe, X, test)
     return out
 
 
@@ -171,22 +179,29 @@ def _origin(
     fitted: Fitted | None = None,
 ) -> OriginResult:
     fitted = fitted or fit_recalibrated(cand, m, design, split.train, calibration_days, seed)
-    Xt = m.X.iloc[split.test]
-    p = {model_key(k): est.predict_proba(Xt)[:, 1] for k, est in fitted.models.items()}
+    p = {model_key(k): predict_rows(est, m.X, split.test) for k, est in fitted.models.items()}
     fit_rows = np.setdiff1d(split.train, fitted.calib_rows)
     p.update(baselines(m, design, fit_rows, split.test, seed))
     p.update(extra or {})
     y = design.rows["label"].to_numpy()
-    Xc = m.X.iloc[fitted.calib_rows]
-    calib_p = {k: est.predict_proba(Xc)[:, 1] for k, est in fitted.models.items()}
+    calib_p = {k: predict_rows(est, m.X, fitted.calib_rows) for k, est in fitted.models.items()}
     return OriginResult(split, p, y[fitted.calib_rows], calib_p, fitted.fit_rows)
 
 
+def side_by_side(jobs: int, rows: int) -> int:
+    """How many fits of up to `rows` rows run at once: `jobs`, or one at a time beyond
+    config.PARALLEL_FIT_ROWS, where two fits' matrices side by side would exceed the memory budget."""
+    return jobs if rows <= config.PARALLEL_FIT_ROWS else 1
+
+
 @contextmanager
-def one_blas_thread() -> Iterator[None]:
-    """BLAS on one thread while fits run side by side in threads: each of OpenBLAS's pools would
-    otherwise start a thread per core, and the fits fight for the cores (a linear model's Hessian
+def one_blas_thread(jobs: int) -> Iterator[None]:
+    """BLAS on one thread while `jobs` > 1 fits run side by side in threads: each of OpenBLAS's pools
+    would otherwise start a thread per core, and the fits fight for the cores (a linear model's Hessian
     products ran several times slower so)."""
+    if jobs <= 1:
+        yield
+        return
     with threadpool_limits(limits=1, user_api="blas"):
         yield
 
@@ -217,16 +232,14 @@ def select_in_time(
 
     def loss(r: CVResult) -> tuple[float, Fitted]:
         fitted = fit_recalibrated(r.candidate, m, design, split.train, config.CALIBRATION_DAYS, cfg.seed)
-        Xt = m.X.iloc[split.test]
         return min(
-            evaluation.scores(y[split.test], est.predict_proba(Xt)[:, 1]).log_loss
+            evaluation.scores(y[split.test], predict_rows(est, m.X, split.test)).log_loss
             for est in fitted.models.values()
         ), fitted
 
-    with one_blas_thread():
-        fits = Parallel(n_jobs=min(cfg.jobs, len(leaders)), prefer="threads")(
-            delayed(loss)(r) for r in leaders
-        )
+    jobs = min(side_by_side(cfg.jobs, len(split.train)), len(leaders))
+    with one_blas_thread(jobs):
+        fits = Parallel(n_jobs=jobs, prefer="threads")(delayed(loss)(r) for r in leaders)
     losses = [v for v, _ in fits]
     selection = {r.candidate.key: float(v) for r, v in zip(leaders, losses)}
     best = int(np.argmin(losses))
@@ -350,8 +363,9 @@ def backtest(
             for k, (s, e) in enumerate(zip(splits, extra))
         ]
         today = delayed(step)(fit_recalibrated, cand, m, design, design.fit_rows(), days, seed)
-        with one_blas_thread():
-            jobs = Parallel(n_jobs=min(cfg.jobs, len(splits) + 1), prefer="threads")([today, *origins[::-1]])
+        n_jobs = min(side_by_side(cfg.jobs, len(design.fit_rows())), len(splits) + 1)
+        with one_blas_thread(n_jobs):
+            jobs = Parallel(n_jobs=n_jobs, prefer="threads")([today, *origins[::-1]])
     return list(jobs[:0:-1]), jobs[0]
 
 
