@@ -3,17 +3,15 @@
 import numpy as np
 import pandas as pd
 import pytest
-from sklearn.preprocessing import OneHotEncoder, PowerTransformer
+from sklearn.preprocessing import PowerTransformer
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from conftest import synthetic_frame
-from upgrade_predictor import config
 from upgrade_predictor.dataset import coerce, infer_kinds
 from upgrade_predictor.features import (
     EngagementFeatures,
     QuantileClipper,
     SampledPowerTransformer,
-    encode_step,
 )
 from upgrade_predictor.models import FAMILIES, build_pipeline
 from upgrade_predictor.schema import Schema
@@ -102,13 +100,3 @@ def test_power_transform_learns_lambdas_from_a_sample_and_transforms_every_row()
     assert not np.allclose(ours.lambdas_, plain.lambdas_, atol=1e-9)  # a sample, not the whole
     np.testing.assert_allclose(Z.mean(axis=0), 0, atol=0.05)  # standardised on the sample, near 0 on all
     assert (np.diff(Z[np.argsort(X[:, 0]), 0]) >= 0).all()  # monotone: the ranking is the data's
-
-
-def test_one_hot_width_is_capped_and_the_rest_share_the_infrequent_column():
-    codes = [f"c{i:03d}" for i in range(200)]
-    X = pd.DataFrame({"country": np.repeat(codes, 30)})
-    enc = encode_step().fit(X)
-    onehot = enc.named_transformers_["cat"]
-    assert isinstance(onehot, OneHotEncoder)
-    assert len(enc.get_feature_names_out()) == config.MAX_CATEGORIES
-    assert onehot.infrequent_categories_[0].size == 200 - (config.MAX_CATEGORIES - 1)

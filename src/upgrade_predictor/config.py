@@ -35,10 +35,6 @@ FIT_STAT_ROWS = 100_000
 # Yeo-Johnson lambdas cost dozens of passes over a column each: they are fitted on a smaller sample.
 POWER_FIT_ROWS = 30_000
 MIN_CATEGORY_FREQUENCY = 20  # rarer codes share one "infrequent" column; unseen codes land there too
-# At most this many one-hot columns per category, the "infrequent" one included. An events design counts
-# each user once per cutoff, so a country of one user passes MIN_CATEGORY_FREQUENCY there; the cap keeps
-# the width (and the dense matrix) near the course table's, whose 79 frequent countries it leaves as they are.
-MAX_CATEGORIES = 80
 
 # The course's reference recipe (kept as a baseline row).
 REFERENCE_OUTLIER_LIMITS = {

@@ -199,7 +199,6 @@ def encode_step() -> ColumnTransformer:
     """One-hot encode categories; rare and never-seen codes share one 'infrequent' column."""
     onehot = OneHotEncoder(
         min_frequency=config.MIN_CATEGORY_FREQUENCY,
-        max_categories=config.MAX_CATEGORIES,
         handle_unknown="infrequent_if_exist",
         sparse_output=False,
         # float32 codes: beside float64 numbers the output is float64 as before; beside an events
