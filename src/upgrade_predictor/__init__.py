@@ -1,6 +1,6 @@
 """upgrade-predictor: predict which free users will upgrade, and decide whom to target.
 
-The Python API (`train`, `load_model`, `audit`, `report`) lives in `upgrade_predictor.api`; it is
+The Python API (`train`, `load_model`, `audit`, `report`, `plan_campaign`, `read_out`) lives in `upgrade_predictor.api`; it is
 imported on first use, so that `import upgrade_predictor` and the command line start fast.
 """
 
@@ -20,12 +20,25 @@ __all__ = [
     "TrainedRun",
     "audit",
     "load_model",
+    "plan_campaign",
+    "read_out",
     "report",
     "train",
 ]
 
 if TYPE_CHECKING:
-    from .api import Audit, Model, TrainConfig, TrainedRun, audit, load_model, report, train
+    from .api import (
+        Audit,
+        Model,
+        TrainConfig,
+        TrainedRun,
+        audit,
+        load_model,
+        plan_campaign,
+        read_out,
+        report,
+        train,
+    )
 
 
 def __getattr__(name: str) -> Any:

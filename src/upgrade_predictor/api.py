@@ -265,3 +265,42 @@ def audit(data: Data | None = None, target: str = config.TARGET, **options: Any)
         elif data is not None:
             path = Path(data)
         return Audit(audit_dataset(load_dataset(path, target=target, **options)))
+
+
+def plan_campaign(
+    model: str | Path,
+    events: str | Path,
+    out: str | Path,
+    as_of: str | None = None,
+    top: int | None = None,
+    budget: float | None = None,
+    holdout: float = 0.2,
+    seed: int = config.SEED,
+    offer_cost: float = config.OFFER_COST,
+    upgrade_value: float = config.UPGRADE_VALUE,
+    discount: float = 0.0,
+    mapping: str | Path | None = None,
+    force: bool = False,
+) -> Path:
+    """Draw a randomized holdout for an offer to the users free on `as_of`; the plan folder written."""
+    from .campaign.plan import plan_campaign as plan
+
+    with _clear_errors():
+        return plan(
+            Path(model), Path(events), Path(out), as_of, top, budget, holdout, seed,
+            offer_cost, upgrade_value, discount, Path(mapping) if mapping else None, force,
+        )  # fmt: skip
+
+
+def read_out(
+    plan_dir: str | Path,
+    events: str | Path,
+    out: str | Path,
+    mapping: str | Path | None = None,
+    force: bool = False,
+) -> Path:
+    """Measure a planned campaign's offer against its holdout from newer event tables; the folder written."""
+    from .campaign.run import read_out as run
+
+    with _clear_errors():
+        return run(Path(plan_dir), Path(events), Path(out), Path(mapping) if mapping else None, force)

@@ -14,7 +14,7 @@ import sys
 from .app import app, console
 
 # Each module registers its command; --help lists them in this order.
-COMMANDS = ("train", "report", "features", "score", "serve", "drift")
+COMMANDS = ("train", "report", "features", "score", "serve", "drift", "campaign")
 for _name in COMMANDS:
     importlib.import_module(f"{__name__}.{_name}")
 

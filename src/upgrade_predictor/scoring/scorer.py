@@ -239,8 +239,8 @@ def selected_count(n: int, top: int | None, budget: float | None, offer_cost: fl
     if budget is not None:
         if offer_cost <= 0:
             raise InputError(f"--offer-cost must be positive (got {offer_cost})")
-        if budget < 0:
-            raise InputError(f"--budget must not be negative (got {budget})")
+        if not (math.isfinite(budget) and budget >= 0):
+            raise InputError(f"--budget must be a non-negative number (got {budget})")
         return min(int(math.floor(budget / offer_cost + 1e-9)), n)
     return n
 
