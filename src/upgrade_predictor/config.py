@@ -35,6 +35,11 @@ FIT_STAT_ROWS = 100_000
 # Yeo-Johnson lambdas cost dozens of passes over a column each: they are fitted on a smaller sample.
 POWER_FIT_ROWS = 30_000
 MIN_CATEGORY_FREQUENCY = 20  # rarer codes share one "infrequent" column; unseen codes land there too
+# An events design repeats a user's country on each of their ~26 (user, cutoff) rows, so 20 rows can be
+# one user: the backtest's and final fits give a code its own column only when it covers this share of
+# their rows too (0.05%: about 10 users of the real tables' fits), which bounds the one-hot width, and
+# with it a fit's memory, by the design's spread of countries rather than by its size.
+EVENTS_CATEGORY_SHARE = 0.0005
 
 # The course's reference recipe (kept as a baseline row).
 REFERENCE_OUTLIER_LIMITS = {
@@ -158,8 +163,9 @@ EVENTS_FIT_ROWS = {"neighbours": 60_000, "costly": 60_000}
 BASELINE_FIT_ROWS = 100_000
 # The backtest's and selection's fits run side by side (threads sharing the design) up to this many
 # training rows, one at a time beyond: two fits of a 1.5M-row design with their intermediate matrices
-# exceeded 20 GB.
-PARALLEL_FIT_ROWS = 1_000_000
+# exceeded 20 GB, and two of the real tables' ~500k-row fits side by side took the run to 2.9 GB (1.8 GB
+# one at a time, for 17 s more).
+PARALLEL_FIT_ROWS = 300_000
 # Point-in-time features are built and scored this many (user, cutoff) rows at a time, so memory follows
 # the chunk, not the number of users.
 FEATURE_CHUNK_ROWS = 500_000

@@ -17,7 +17,7 @@ from ..training.candidates import Candidate
 from .design import TimeSplit
 from .engine import EventEngine
 from .matrix import Matrix, build_matrix
-from .protocol import predict_rows
+from .protocol import events_pipeline, predict_rows
 
 
 def aggregated_rows(users: pd.DataFrame, extract: date) -> pd.DataFrame:
@@ -44,5 +44,5 @@ def aggregated_predictions(
     `users` are the users the run trains on (its sample, under a row budget)."""
     rows = aggregated_rows(users, split.test_start)
     train = build_matrix(engine.attributes, engine.features_at(rows[["user_id", "cutoff"]]), m.schema)
-    pipe = cand.build(m.schema, seed).fit(train.X, rows["label"].to_numpy())
+    pipe = events_pipeline(cand, m.schema, seed, len(rows)).fit(train.X, rows["label"].to_numpy())
     return np.asarray(predict_rows(pipe, m.X, split.test), dtype="float64")

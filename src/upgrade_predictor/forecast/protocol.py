@@ -27,6 +27,7 @@ from joblib import Parallel, delayed
 from rich.console import Console
 from sklearn.calibration import CalibratedClassifierCV
 from sklearn.frozen import FrozenEstimator
+from sklearn.preprocessing import OneHotEncoder
 from threadpoolctl import threadpool_limits
 
 from .. import config, evaluation
@@ -117,6 +118,16 @@ def events_fit_plan(y: np.ndarray, folds: Folds) -> FitPlan:
     return FitPlan(len(y), fold_rows, smote_k=max(1, min(SMOTE_K, fewest - 1)))
 
 
+def events_pipeline(cand: Candidate, schema: Schema, seed: int, rows: int) -> Any:
+    """The candidate's pipeline for a fit of `rows` design rows: a category needs its share of them
+    (config.EVENTS_CATEGORY_SHARE) as well as the usual count to get a one-hot column of its own."""
+    pipe = cand.build(schema, seed)
+    floor = max(config.MIN_CATEGORY_FREQUENCY, int(config.EVENTS_CATEGORY_SHARE * rows))
+    if isinstance(pipe.get_params().get("encode__cat"), OneHotEncoder):  # not the reference's ordinal codes
+        pipe.set_params(encode__cat__min_frequency=floor)
+    return pipe
+
+
 def fit_recalibrated(
     cand: Candidate, m: Matrix, design: Design, rows: np.ndarray, calibration_days: int, seed: int
 ) -> Fitted:
@@ -129,7 +140,7 @@ def fit_recalibrated(
     y = design.rows["label"].to_numpy()
     if sampled:
         fit = stratified_rows(y, cap, seed, among=fit)
-    pipe = cand.build(m.schema, seed).fit(m.X.iloc[fit], y[fit])
+    pipe = events_pipeline(cand, m.schema, seed, len(fit)).fit(m.X.iloc[fit], y[fit])
     models: dict[str, Any] = {"none": pipe}
     if len(np.unique(y[calib])) == 2:
         cal = CalibratedClassifierCV(FrozenEstimator(pipe), method="sigmoid")
