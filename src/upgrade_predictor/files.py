@@ -136,20 +136,22 @@ def staged_folder(dest: Path) -> Iterator[Path]:
     publish_folder(tmp, dest)
 
 
-def is_run_folder(path: Path) -> bool:
-    """True when `path` is a folder this tool wrote as a run: it holds a run.json object."""
-    marker = Path(path) / RUN_MARKER
+def is_run_folder(path: Path, marker: str = RUN_MARKER) -> bool:
+    """True when `path` is a folder this tool wrote: it holds its record `marker` (run.json for a run),
+    a JSON object."""
+    record = Path(path) / marker
     try:
-        return marker.is_file() and isinstance(json.loads(marker.read_text()), dict)
+        return record.is_file() and isinstance(json.loads(record.read_text()), dict)
     except (OSError, ValueError):
         return False
 
 
-def replaceable_folder(dest: Path, force: bool, what: str = "a run") -> None:
-    """Refuse a destination folder that exists, unless `force` is given and it is provably a run.
+def replaceable_folder(dest: Path, force: bool, what: str = "a run", marker: str = RUN_MARKER) -> None:
+    """Refuse a destination folder that exists, unless `force` is given and it is provably `what`: a
+    folder holding the record `marker` that the command writes (run.json for a run).
 
-    `--force` must never delete a user's folder: only an empty folder or a run folder is replaced,
-    and never the current folder or one that contains it."""
+    `--force` must never delete a user's folder: only an empty folder or one of the command's own is
+    replaced, and never the current folder or one that contains it."""
     dest = Path(dest)
     if not dest.exists():
         return
@@ -159,13 +161,14 @@ def replaceable_folder(dest: Path, force: bool, what: str = "a run") -> None:
         raise InputError(f"{dest} is the current folder or holds it; choose a new folder for {what}")
     if not any(dest.iterdir()):
         return
-    if not is_run_folder(dest):
+    if not is_run_folder(dest, marker):
+        kind = "a run folder" if marker == RUN_MARKER else f"{what} (it holds no {marker})"
         raise InputError(
-            f"{dest} exists and is not a run folder of upgrade-predictor; --force replaces only runs, "
+            f"{dest} exists and is not {kind} of upgrade-predictor; --force replaces only those, "
             "so choose a new folder"
         )
     if not force:
-        raise InputError(f"{dest} already holds a run; choose another --out or pass --force to replace it")
+        raise InputError(f"{dest} already holds {what}; choose another --out or pass --force to replace it")
 
 
 def _is_glob(value: Path | str) -> bool:

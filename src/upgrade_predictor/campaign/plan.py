@@ -13,13 +13,19 @@ import pandas as pd
 from .. import config
 from ..economics import Economics
 from ..errors import InputError
-from ..files import check_outputs, staged_folder, write_atomic, write_json_atomic, write_text_atomic
+from ..files import (
+    check_outputs,
+    replaceable_folder,
+    staged_folder,
+    write_atomic,
+    write_json_atomic,
+    write_text_atomic,
+)
 from ..scoring.events import event_windows, score_events
 from ..scoring.scorer import Scorer, selected_count
 from ..sources.event_staging import event_inputs
 from ..sources.formats import file_fingerprint
 from .assign import OFFER, assign, check_share, to_csv
-from .output import check_out
 from .pages import plan_page
 from .power import campaign_power
 from .records import PLAN_FILE, ArmPlan, Plan, PowerRecord, to_dict
@@ -74,7 +80,7 @@ def plan_campaign(
     check_share(holdout)
     selected_count(1, top, budget, offer_cost)  # bad --top or --budget refused before any table is read
     config.check_number("--seed", seed, 0, config.MAX_SEED)
-    check_out(out, force, PLAN_FILE, "a campaign plan")
+    replaceable_folder(out, force, "a campaign plan", PLAN_FILE)
     check_outputs(
         {"--out": out},
         {

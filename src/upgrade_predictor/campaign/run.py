@@ -10,12 +10,11 @@ import pandas as pd
 
 from ..economics import Economics
 from ..errors import InputError
-from ..files import check_outputs, staged_folder, write_json_atomic, write_text_atomic
+from ..files import check_outputs, replaceable_folder, staged_folder, write_json_atomic, write_text_atomic
 from ..forecast.engine import LocalEvents
 from ..sources.event_staging import event_inputs
 from ..sources.formats import file_fingerprint
 from .assign import read_csv
-from .output import check_out
 from .pages import readout_page
 from .plan import ASSIGNMENTS
 from .readout import measure
@@ -66,7 +65,7 @@ def read_out(
 ) -> Path:
     """Write OUT/readout.json and OUT/readout.html; return OUT."""
     plan_dir, events, out = Path(plan_dir), Path(events), Path(out)
-    check_out(out, force, READOUT_FILE, "a campaign readout")
+    replaceable_folder(out, force, "a campaign readout", READOUT_FILE)
     plan, table = load_plan(plan_dir)
     if mapping is None and plan.mapping is not None:
         mapping = Path(plan.mapping)  # the tables read as the plan read them
