@@ -22,8 +22,9 @@ from conftest import fit_bundle
 from upgrade_predictor.bundle import load_bundle
 from upgrade_predictor.evaluation import Scores, scores
 from upgrade_predictor.forecast.backtest import backtest_table
-from upgrade_predictor.forecast.evaluate import NO_OFFER, Difference, Policy, with_intervals
+from upgrade_predictor.forecast.evaluate import Difference, with_intervals
 from upgrade_predictor.forecast.info import EventRunInfo
+from upgrade_predictor.forecast.policy import NO_OFFER, Policy
 from upgrade_predictor.forecast.runs import Forecast, ForecastMetrics, curve_dict, write_tables
 from upgrade_predictor.forecast.survival import km_curve
 from upgrade_predictor.reporting.forecast import SECTIONS, build_forecast_report
@@ -127,22 +128,37 @@ def _board(rng: np.random.Generator) -> pd.DataFrame:
     return leaderboard(results, "pr_auc")
 
 
-def _policy(pays: bool) -> Policy:
-    outcomes = {
-        "offers": 35.0,
-        "upgraders_reached": 2.5,
-        "profit": 75.0,
-        "share_offered": 0.035,
-        "share_of_upgraders": 0.4,
-        "precision": 0.07,
-    }
-    test = {k: {"value": v, "low": v * 0.8, "high": v * 1.2} for k, v in outcomes.items()}
+def _policy(state: str) -> Policy:
+    """The deployed policy: "pays" (priced under +20%, a cut-off that paid), "loses" (priced, none paid) or
+    "unpriced" (no lift given). Audience per campaign: 350 offers reaching 25 upgraders."""
+    pays, lift = (
+        state == "pays",
+        None if state == "unpriced" else {"value": 0.2, "relative": True, "source": "assumed"},
+    )
+    figures = {"offers": 350.0, "upgraders_reached": 25.0, "incremental_upgrades": 5.0, "profit": 325.0}
+    camp = {k: {"value": v, "low": v * 0.8, "high": v * 1.2} for k, v in figures.items()}
     if not pays:
-        test = {k: {"value": 0.0, "low": 0.0, "high": 0.0} for k in test}
-    return Policy(0.031 if pays else NO_OFFER, pays, 5.0 if pays else 40.0, 100.0, 23.75, test)
+        camp = {k: {"value": 0.0, "low": 0.0, "high": 0.0} for k in camp}
+    thousand = {k: {b: x * 1000 / 27000 for b, x in v.items()} for k, v in camp.items()}
+    cost = 0.5 if pays else 40.0
+    return Policy(
+        0.031 if pays else NO_OFFER,
+        pays,
+        cost,
+        100.0,
+        0.0,
+        lift,
+        break_even_lift=cost * 350 / (100 * 25),
+        break_even_share=0.0 if pays else 0.1,
+        campaigns=4,
+        users_per_campaign=27000.0,
+        per_campaign=camp,
+        per_1000=thousand,
+        audience={"offers": 350.0, "upgraders_reached": 25.0},
+    )
 
 
-def _metrics(preds: pd.DataFrame, base: dict[str, np.ndarray], pays: bool, tenure_ci: tuple[float, float]):
+def _metrics(preds: pd.DataFrame, base: dict[str, np.ndarray], pays: str, tenure_ci: tuple[float, float]):
     y = preds["y"].to_numpy()
     diffs = [
         Difference("pr_auc", "tenure only", 0.07, 0.045, 0.025, *tenure_ci),
@@ -163,7 +179,7 @@ def _metrics(preds: pd.DataFrame, base: dict[str, np.ndarray], pays: bool, tenur
         overdispersion=3.0,
         coverage=0.75,
         policy=_policy(pays),
-        forecast=Forecast("2022-09-01", 27000, 130.0, 40.0, 220.0, 80 if pays else 0),
+        forecast=Forecast("2022-09-01", 27000, 130.0, 40.0, 220.0, 80 if pays == "pays" else 0),
         cv={"pr_auc_mean": 0.07, "pr_auc_sd": 0.01},
         compare_rows=2000,
         tuning={"gbm": Tuning("none", 0.066, 3, {"learning_rate": 0.0512345, "num_leaves": 31})},
@@ -239,7 +255,7 @@ def write_run(
     folder: Path,
     bundle: Any,
     *,
-    pays: bool = True,
+    pays: str = "pays",
     tenure_ci: tuple[float, float] = (0.01, 0.04),
     seed: int = 0,
 ) -> Path:
@@ -291,9 +307,11 @@ def test_report_is_written_whole_and_self_contained(paying: tuple[Path, str, str
 def test_report_states_the_forecast_policy_and_timings(paying: tuple[Path, str, str]) -> None:
     _, html, _ = paying
     assert "27,000" in html and "[40, 220]" in html and "2022-09-01" in html
-    assert "Offer to users scoring" in html and "0.031" in html and "[60, 90]" in html  # profit 75 +- 20%
-    assert "beats the tenure-only baseline by +0.025 PR AUC [0.010, 0.040]" in html
-    assert "No offer policy made money" not in html
+    assert (
+        "Offer to users scoring" in html and "0.031" in html and "[260, 390]" in html
+    )  # 325 per campaign +- 20%
+    assert "an assumed lift of +20% of each user&#39;s upgrade probability" in html and "+7.0%" in html
+    assert "Policy: not priced" not in html and "per 1,000 rows" not in html
     assert "365_student_quizzes.csv</code> holds users" in html  # the undated table, and why
     assert "learning_rate=0.05123" in html and "features 20 s" in html and "Report built in" in html
     # the aggregated-table model forecast about 10 times the actual snapshot counts
@@ -301,10 +319,23 @@ def test_report_states_the_forecast_policy_and_timings(paying: tuple[Path, str, 
 
 
 def test_no_paying_policy_is_stated_plainly(tmp_path: Path, bundle: Any) -> None:
-    _, html, _ = _build(write_run(tmp_path / "run", bundle, pays=False))
-    assert "No offer policy made money at these economics" in html and "23.75" in html
+    _, html, _ = _build(write_run(tmp_path / "run", bundle, pays="loses"))
+    assert (
+        "No cut-off paid on the most recent campaigns" in html and "+560.0%" in html
+    )  # 40 x 350 / (100 x 25)
     assert "Offer to users scoring" not in html and "Send the offer" not in html  # no least-bad cut-off
-    assert "Send no offer" in html
+    assert "Send no offer" in html and "top 10% of a campaign" in html
+
+
+def test_an_unpriced_policy_says_what_would_price_it(tmp_path: Path, bundle: Any) -> None:
+    _, html, _ = _build(write_run(tmp_path / "run", bundle, pays="unpriced"))
+    assert "Policy: not priced" in html and "--assumed-lift" in html and "campaign readout" in html
+    assert (
+        "Offer to users scoring" not in html
+        and "incremental profit per campaign"
+        not in html.lower().replace("incremental profit per campaign against", "")
+    )
+    assert "Run a campaign with a randomized holdout" in html
 
 
 def test_lift_is_not_claimed_when_its_interval_includes_zero(tmp_path: Path, bundle: Any) -> None:

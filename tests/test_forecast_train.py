@@ -48,6 +48,8 @@ def test_events_run_writes_a_complete_typed_folder(events_run):
     bundle = load_bundle(out / "model.zip")
     assert "tenure_days" in bundle.schema.names
     assert bundle.threshold == pytest.approx(m.policy.threshold)
+    # No lift was assumed: the policy is not priced and offers nothing, whatever the ranking.
+    assert not m.policy.priced and not m.policy.pays and m.forecast.offers == 0
 
 
 def test_backtest_origins_are_in_time_order_with_a_gap(events_run):
@@ -79,11 +81,12 @@ def test_the_policy_never_offers_at_a_loss(tmp_path, events_run):
         strategies=["none"],
         offer_cost=150.0,
         upgrade_value=100.0,
+        assumed_lift="50%",
     )
     m = load_forecast_run(train(cfg).dir).metrics
-    assert not m.policy.pays and m.forecast.offers == 0
-    assert m.policy.test["offers"]["value"] == 0
-    assert 0 < m.policy.break_even_cost <= 100.0
+    assert m.policy.priced and not m.policy.pays and m.forecast.offers == 0
+    assert m.policy.per_campaign["offers"]["value"] == 0 and m.policy.campaigns >= 1
+    assert m.policy.break_even_lift > 1.5  # 150 / (100 x a rate of at most 100%): more than +150%
 
 
 def test_features_ignore_the_future(tmp_path, events_run):

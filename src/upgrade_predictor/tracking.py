@@ -21,7 +21,7 @@ pr_auc, brier, log_loss):
 - events runs: `baseline_<name>_<m>` on the test period (`<name>`: base_rate, tenure_only, recency_only,
   aggregated_table_model); `difference_<metric>_vs_<name>` with `..._low` and `..._high` (paired
   bootstrap, model minus baseline, 95%); `overdispersion`, `forecast_coverage`, `forecast_expected`,
-  `forecast_low`, `forecast_high`, `forecast_free_users`, `forecast_offers`, `policy_break_even_cost`.
+  `forecast_low`, `forecast_high`, `forecast_free_users`, `forecast_offers`, `policy_break_even_lift`.
 
 A value that is not finite (a ROC AUC of a single-class fold, say) is not logged; the tag
 `skipped_metrics` names each one. Parameters are the run's configuration as run.json holds it (lists
@@ -123,6 +123,12 @@ def resolve_store(tracking_uri: str | None) -> Store:
 
 def log_run(run_dir: Path, tracking_uri: str | None = None, experiment: str = EXPERIMENT) -> str:
     """Log the run folder `run_dir` as one MLflow run in `experiment`; returns the MLflow run id."""
+    return log_record(read_record(Path(run_dir)), tracking_uri, experiment)
+
+
+def log_record(record: Record, tracking_uri: str | None = None, experiment: str = EXPERIMENT) -> str:
+    """Log `record` (a run folder's, or another command's such as a campaign readout's) as one MLflow
+    run in `experiment`; returns the MLflow run id. Its metrics must be finite."""
     try:
         import mlflow  # noqa: F401  (slow to import, so only here; the package itself answers "installed?")
         from mlflow.entities import Metric, Param
@@ -131,7 +137,6 @@ def log_run(run_dir: Path, tracking_uri: str | None = None, experiment: str = EX
     except ImportError:
         raise InputError(NOT_INSTALLED) from None
 
-    record = read_record(Path(run_dir))
     store = resolve_store(tracking_uri)
     with _quiet_mlflow():
         try:

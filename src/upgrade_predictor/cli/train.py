@@ -51,6 +51,14 @@ def train(
     ),
     offer_cost: float = typer.Option(config.OFFER_COST, help="cost of one offer (profit threshold, report)"),
     upgrade_value: float = typer.Option(config.UPGRADE_VALUE, help="value of one upgrade reached"),
+    assumed_lift: str | None = typer.Option(
+        None,
+        help="with --events: the offer's assumed effect that prices the policy, relative to each user's "
+        "upgrade probability ('20%') or absolute ('1.5pp') [default: none; no policy is priced]",
+    ),
+    discount: float = typer.Option(
+        0.0, help="with --events: revenue given up when an upgrader redeems the offer"
+    ),
     jobs: int = typer.Option(config.JOBS, help="parallel fits"),
     report: bool = typer.Option(True, help="write report.html at the end"),
     force: bool = typer.Option(False, help="replace an existing --out folder"),
@@ -98,6 +106,10 @@ def train(
     mlflow_on, uri = options.pop("mlflow"), options.pop("tracking_uri")
     if uri and not mlflow_on:
         raise InputError("--tracking-uri is for --mlflow; add --mlflow")
+    if options["events"] is None and (options["assumed_lift"] is not None or options["discount"]):
+        raise InputError(
+            "--assumed-lift and --discount price the offer policy of an events run: give them with --events"
+        )
     api.train(train_config(options), console=console, mlflow=mlflow_on, tracking_uri=uri)
 
 

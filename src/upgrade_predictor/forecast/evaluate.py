@@ -1,16 +1,14 @@
 """What the backtest says: metrics by origin and tenure band, forecast counts with honest intervals,
-the lift over the tenure-only baseline, and the offer policy that pays (or the statement that none does)."""
+and the lift over the tenure-only baseline (the offer policy is priced in policy.py)."""
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 from sklearn.metrics import average_precision_score
 
-from .. import targeting
 from .backtest import (
     Ranked,
     backtest_table,
@@ -22,8 +20,6 @@ from .backtest import (
 from .design import Design
 from .protocol import AGGREGATED, ForecastOutcome, OriginResult, snapshot_dates
 
-NO_OFFER = math.nextafter(1.0, 2.0)  # a threshold no probability reaches: the policy that sends nothing
-MIN_OFFERS = targeting.BREAK_EVEN_MIN_OFFERS  # the break-even cost is read where this many offers are sent
 N_BOOT = 200
 
 
@@ -38,18 +34,6 @@ class Difference:
     difference: float
     low: float
     high: float
-
-
-@dataclass(frozen=True)
-class Policy:
-    """The offer policy at the bundle's economics, chosen on the most recent labelled rows."""
-
-    threshold: float  # NO_OFFER when no cut-off made money there
-    pays: bool
-    offer_cost: float
-    upgrade_value: float
-    break_even_cost: float  # the offer cost at which the best cut-off of the test rows just breaks even
-    test: dict[str, dict[str, float]]  # policy_outcomes on the test rows, per 1,000 rows scored
 
 
 def backtest_frame(o: ForecastOutcome, design: Design, method: str, phi: float) -> pd.DataFrame:
@@ -161,30 +145,3 @@ def differences(
             a, b = float(f(y, p_model)), float(f(y, p))
             out.append(Difference(metric, name, a, b, a - b, float(lo), float(hi)))
     return out
-
-
-def choose_policy(
-    calib_y: np.ndarray,
-    calib_p: np.ndarray,
-    test_y: np.ndarray,
-    test_p: np.ndarray,
-    offer_cost: float,
-    upgrade_value: float,
-    seed: int,
-) -> Policy:
-    """The profit-maximising cut-off on the most recent labelled rows, judged on the test rows.
-
-    When no cut-off made money on those rows the policy sends nothing (it never picks the least-bad
-    loss), and the break-even offer cost says what an offer would have to cost to pay."""
-    curve = targeting.profit_curve(calib_y, calib_p, offer_cost, upgrade_value)
-    best = targeting.best_policy(curve)
-    pays = bool(best["profit"] > 0)
-    threshold = float(best["threshold"]) if pays else NO_OFFER
-    break_even = targeting.break_even_cost(test_y, test_p, upgrade_value, MIN_OFFERS)
-    res = targeting.policy_outcomes(test_y, test_p, threshold, offer_cost, upgrade_value, N_BOOT, seed)
-    scale = 1000.0 / max(len(test_y), 1)
-    per_1000 = {
-        k: {b: (v * scale if k in ("offers", "upgraders_reached", "profit") else v) for b, v in d.items()}
-        for k, d in res.items()
-    }
-    return Policy(threshold, pays, offer_cost, upgrade_value, break_even, per_1000)

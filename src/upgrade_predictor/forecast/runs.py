@@ -14,8 +14,9 @@ from ..errors import InputError
 from ..evaluation import Scores
 from ..runs.folder import RunReader, RunWriter, Wording
 from ..training.metrics import Chosen, Tuning, tuning_from_dict, tuning_to_dict
-from .evaluate import Difference, Policy
+from .evaluate import Difference
 from .info import KIND, EventRunInfo
+from .policy import Policy
 
 FILES = [
     "run.json",

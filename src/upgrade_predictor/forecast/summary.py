@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import math
+
 from rich.console import Console
 from rich.table import Table
 
 from ..console import plain, say, warn
 from ..sources.events import EventAudit
+from .policy import Policy
 from .runs import ForecastMetrics
 
 
@@ -63,14 +66,30 @@ def show_forecast(console: Console, m: ForecastMetrics) -> None:
         f"(weekly counts of the test period inside their interval: {m.coverage:.0%}; overdispersion "
         f"{m.overdispersion:.1f}, measured on the earlier origins)",
     )
-    if m.policy.pays:
-        say(console, f"policy: offer to users scoring >= {m.policy.threshold:.3f} ({f.offers:,} users today)")
-    else:
-        warn(
-            console,
-            f"no offer policy made money at offer cost {m.policy.offer_cost:g} and upgrade value "
-            f"{m.policy.upgrade_value:g}: send none; an offer would have to cost under "
-            f"{m.policy.break_even_cost:.2f} to pay",
-        )
+    say(console, policy_line(m.policy, f.offers))
     if m.notes:  # the time limit's note: the run's results are this machine's
         warn(console, m.notes[0])
+
+
+def policy_line(pol: Policy, offers_today: int) -> str:
+    """The deployed policy in one line: what it offers, what it made per campaign and what it rests on."""
+    kind = "%" if pol.lift is None or pol.lift["relative"] else "pp"
+    be = f"{pol.break_even_lift * 100:+.1f}{kind}" if math.isfinite(pol.break_even_lift) else "no lift"
+    audience = (
+        "its audience" if not pol.break_even_share else f"the top {pol.break_even_share:.0%} of a campaign"
+    )
+    if not pol.priced:
+        return (
+            f"policy: not priced, since what an offer causes is unknown; {audience} breaks even at a lift of "
+            f"{be}: give --assumed-lift, or measure it with `campaign plan` and `campaign readout`"
+        )
+    if not pol.pays:
+        return (
+            f"policy: send no offer: no cut-off paid under {pol.assumption()}; {audience} breaks even at {be}"
+        )
+    r = pol.per_campaign["profit"]
+    return (
+        f"policy: offer to users scoring >= {pol.threshold:.3f} ({offers_today:,} users today); per test "
+        f"campaign {r['value']:,.0f} [{r['low']:,.0f}, {r['high']:,.0f}] incremental profit under "
+        f"{pol.assumption()} (break-even {be})"
+    )

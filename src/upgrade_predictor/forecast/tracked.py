@@ -27,6 +27,8 @@ def tracked(run_dir: Path) -> Tracked:
         "threshold_objective": "profit",  # the offer policy always maximises expected profit
         "offer_cost": m.policy.offer_cost,
         "upgrade_value": m.policy.upgrade_value,
+        "discount": m.policy.discount,
+        "assumed_lift": m.policy.assumption(),
         "time_limit": info.time_limit,
         "data_end": info.data_end,
         "test_start": m.test_start,
@@ -45,7 +47,12 @@ def tracked(run_dir: Path) -> Tracked:
         "forecast_high": m.forecast.high,
         "forecast_free_users": float(m.forecast.free_users),
         "forecast_offers": float(m.forecast.offers),
-        "policy_break_even_cost": m.policy.break_even_cost,
+        "policy_break_even_lift": m.policy.break_even_lift,
+        **(
+            {"policy_profit_per_campaign": m.policy.per_campaign["profit"]["value"]}
+            if m.policy.priced and m.policy.pays
+            else {}
+        ),
     }
     for name, s in m.baselines.items():
         metrics |= scores(f"baseline_{slug(name)}_", s)

@@ -30,9 +30,7 @@ from .backtest import count_interval
 from .design import CutoffPlan, Design, backtest_periods, build_design
 from .engine import EventEngine, open_engine
 from .evaluate import (
-    Policy,
     backtest_frame,
-    choose_policy,
     differences,
     overdispersion,
     snapshot_counts,
@@ -42,6 +40,7 @@ from .features import DEFAULT_WINDOWS
 from .info import EventRunInfo
 from .matrix import Matrix, build_matrix
 from .options import EventOptions
+from .policy import Policy, choose_threshold, grid_dates, judge, on_grid
 from .protocol import AGGREGATED, ForecastOutcome, model_key, run_forecast_protocol
 from .runs import Forecast, ForecastMetrics, curve_dict, write_tables
 from .sample import DesignSample, RowBudget
@@ -249,7 +248,7 @@ def _evaluate(
     counts = with_intervals(counts, phi)
     last = o.origins[-1]
     test_y, test_p = y[last.split.test], last.model(method)
-    policy, deployed = _policies(cfg, y, m, o, test_y, test_p)
+    policy, deployed = _policies(cfg, y, m, design, o)
     low, high = count_interval(p_now, 0.95, phi)
     forecast = Forecast(
         today.isoformat(), len(p_now), float(p_now.sum()), low, high, int((p_now >= deployed.threshold).sum())
@@ -284,25 +283,27 @@ def _evaluate(
 
 
 def _policies(
-    cfg: EventOptions, y: np.ndarray, m: Matrix, o: ForecastOutcome, test_y: np.ndarray, test_p: np.ndarray
+    cfg: EventOptions, y: np.ndarray, m: Matrix, design: Design, o: ForecastOutcome
 ) -> tuple[Policy, Policy]:
-    """The offer policy chosen on the last origin's recalibration rows (it sets the test threshold),
-    and the deployed one, chosen the same way on the final model's own most recent labelled rows."""
+    """The offer policy chosen on the last origin's recent campaigns (it sets the test threshold), and
+    the deployed one, chosen the same way on the final model's own; both judged on the test campaigns."""
     last, method = o.origins[-1], o.calibration
-    policy = choose_policy(
-        last.calib_y, last.calib_p[method], test_y, test_p, cfg.offer_cost, cfg.upgrade_value, cfg.seed
-    )
+    econ, lift = cfg.economics(), cfg.lift()
+    test = last.split.test[on_grid(design, last.split.test)]
+    users = design.rows["user_id"].to_numpy()
+    test_p = last.model(method)[on_grid(design, last.split.test)]
+    scale = 1.0 / design.sample.eval_share
+
+    def judged(rows: np.ndarray, p: np.ndarray) -> Policy:
+        grid = on_grid(design, rows)
+        threshold = choose_threshold(y[rows][grid], p[grid], econ, lift)
+        return judge(
+            y[test], test_p, users[test], grid_dates(design, test), threshold, econ, lift, scale, cfg.seed
+        )
+
     calib = o.final.calib_rows
-    deployed = choose_policy(
-        y[calib],
-        o.final.models[method].predict_proba(m.X.iloc[calib])[:, 1],
-        test_y,
-        test_p,
-        cfg.offer_cost,
-        cfg.upgrade_value,
-        cfg.seed,
-    )
-    return policy, deployed
+    deployed_p = o.final.models[method].predict_proba(m.X.iloc[calib])[:, 1]
+    return judged(last.calib_rows, last.calib_p[method]), judged(calib, deployed_p)
 
 
 def _tables(

@@ -62,6 +62,7 @@ def render(run: ForecastRun, ins: ForecastInsights, figs: dict[str, str], name: 
         figs=figs,
         timings=dict(run.info.timings),
         calibration_days=config.CALIBRATION_DAYS,
+        pol_assumption=run.metrics.policy.assumption(),
     )
 
 

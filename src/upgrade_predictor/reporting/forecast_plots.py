@@ -10,9 +10,8 @@ import numpy as np
 import pandas as pd
 from matplotlib.ticker import PercentFormatter
 
-from .. import targeting
 from ..forecast.runs import ForecastRun
-from .forecast_insights import AGGREGATED, PAIRED_BAR, segment_label
+from .forecast_insights import AGGREGATED, segment_label
 from .plots import GREY, NEG, POS, embed
 
 KM_DAYS = 60
@@ -105,41 +104,50 @@ def plot_snapshots(forecasts: pd.DataFrame) -> str:
 
 
 def plot_profit(preds: pd.DataFrame, run: ForecastRun) -> str:
-    """Profit per 1,000 rows of offering to the top share, at the run's economics; the policy marked."""
-    cost, value = float(run.info.offer_cost), float(run.info.upgrade_value)
-    y, scale = preds["y"].to_numpy(), 1000.0 / max(len(preds), 1)
-    fig, ax = plt.subplots(figsize=(7, 3.4))
-    best = 0.0
-    for name, col in (("model", "p"), (PAIRED_BAR, PAIRED_BAR)):
-        if col not in preds:
-            continue
-        c = targeting.profit_curve(y, preds[col].to_numpy(), cost, value)
-        best = max(best, float(c["profit"].max()) * scale)
-        keep = np.unique(np.linspace(0, len(c) - 1, min(len(c), 600)).round().astype(int))
-        ax.plot(c["share_offered"].iloc[keep], c["profit"].iloc[keep] * scale, **style(name))
+    """Incremental profit per test campaign of the policy's audience against the offer's lift: the
+    break-even lift where it crosses zero, and the assumed lift (if any) with the profit's interval."""
     pol = run.metrics.policy
-    # The curve falls far below zero once offers go to everyone; the range that matters is near the top.
-    top = max(best, pol.test["profit"]["high"] if pol.pays else 0.0)
-    ax.set_ylim(*((-1.5 * top, 1.5 * top) if top > 0 else (-2 * value, 0.5 * value)))
-    if pol.pays:
-        r = pol.test["profit"]
+    relative = pol.lift is None or bool(pol.lift["relative"])
+    marks = [
+        x for x in (pol.break_even_lift, float(pol.lift["value"]) if pol.lift else None) if x is not None
+    ]
+    finite = [x for x in marks if np.isfinite(x)]
+    top = 2.5 * max(finite) if finite else (1.0 if relative else 0.05)
+    lift = np.linspace(0, top, 200)
+    fig, ax = plt.subplots(figsize=(7, 3.4))
+    who = (
+        "policy's audience"
+        if not pol.break_even_share
+        else f"top {pol.break_even_share:.0%} of each campaign"
+    )
+    ax.plot(lift * 100, pol.profit_at(lift, relative), **{**style("model"), "label": f"offer to the {who}"})
+    if np.isfinite(pol.break_even_lift):
+        ax.axvline(pol.break_even_lift * 100, color=GREY, ls="--", lw=0.8)
+        ax.annotate(
+            "break-even",
+            (pol.break_even_lift * 100, 0),
+            fontsize=7,
+            xytext=(4, 4),
+            textcoords="offset points",
+        )
+    if pol.lift is not None and pol.pays:
+        r, at = pol.per_campaign["profit"], float(pol.lift["value"]) * 100
         ax.errorbar(
-            pol.test["share_offered"]["value"],
+            at,
             r["value"],
             yerr=[[r["value"] - r["low"]], [r["high"] - r["value"]]],
             fmt="o",
             color="black",
             capsize=3,
-            label=f"policy: score >= {pol.threshold:.3f}",
+            label="assumed lift: the test campaigns' profit",
         )
     ax.axhline(0, color=GREY, lw=0.8)
-    ax.set_xscale("symlog", linthresh=0.01)  # the cut-offs that pay offer to a few percent of rows
+    unit = "% of each user's upgrade probability" if relative else " percentage points"
     ax.set(
-        xlabel="share of test rows offered, best scores first (log scale above 1%)",
-        ylabel="profit per 1,000 rows",
-        title=f"Profit at offer cost {cost:g}, upgrade value {value:g}",
+        xlabel=f"the offer's lift (+{unit})",
+        ylabel="incremental profit per campaign",
+        title=f"Profit against the lift: offer cost {pol.offer_cost:g}, upgrade value {pol.upgrade_value:g}, "
+        f"discount {pol.discount:g}",
     )
-    ax.set_xlim(0, 1)
-    ax.xaxis.set_major_formatter(PercentFormatter(1.0))
     ax.legend(frameon=False, fontsize=7)
     return embed(fig)
