@@ -298,9 +298,14 @@ def read_out(
     out: str | Path,
     mapping: str | Path | None = None,
     force: bool = False,
+    as_of: str | None = None,
+    horizon: int | None = None,
 ) -> Path:
-    """Measure a planned campaign's offer against its holdout from newer event tables; the folder written."""
+    """Measure a planned campaign's offer against its holdout from newer event tables, or check a plain
+    `score --events` list (a file; `horizon` then required) against what happened; the folder written."""
     from .campaign.run import read_out as run
 
     with _clear_errors():
-        return run(Path(plan_dir), Path(events), Path(out), Path(mapping) if mapping else None, force)
+        return run(
+            Path(plan_dir), Path(events), Path(out), Path(mapping) if mapping else None, force, as_of, horizon
+        )

@@ -107,7 +107,7 @@ def plan_campaign(
         write_atomic(tmp / ASSIGNMENTS, lambda f: f.write(data))
         write_text_atomic(tmp / SEND, send)
         write_json_atomic(tmp / PLAN_FILE, to_dict(plan))
-        write_text_atomic(tmp / PAGE, plan_page(plan))
+        write_text_atomic(tmp / PAGE, plan_page(plan, table))
     return out
 
 

@@ -11,7 +11,8 @@ import pandas as pd
 
 from ..economics import Economics
 from .assign import BANDS, OFFER
-from .records import Band, Calibration, Effect, Interval, Profit, Rate, Srm
+from .balance import balance
+from .records import Balance, Band, Calibration, Effect, Interval, Profit, Rate, Srm
 
 Z95 = 1.959963984540054  # the two-sided 95% normal quantile
 SRM_ALPHA = 0.001  # a split this unlikely under the plan's share is a broken assignment, not chance
@@ -29,6 +30,7 @@ class Measured:
     profit: Profit
     calibration: Calibration
     srm: Srm
+    balance: Balance
 
 
 def rate(y: np.ndarray) -> Rate:
@@ -85,15 +87,20 @@ def sample_ratio(n_offer: int, n_holdout: int, share: float) -> Srm:
 
 
 def bands(band: np.ndarray, offer: np.ndarray, y: np.ndarray) -> list[Band]:
-    return [
-        Band(b, rate(y[(band == b) & offer]), rate(y[(band == b) & ~offer]))
-        for b in range(1, BANDS + 1)
-        if (band == b).any()
-    ]
+    out = []
+    for b in range(1, BANDS + 1):
+        inside = band == b
+        if not inside.any():
+            continue
+        both = (inside & offer).any() and (inside & ~offer).any()
+        diff = difference(y[inside], offer[inside]) if both else None
+        out.append(Band(b, rate(y[inside & offer]), rate(y[inside & ~offer]), diff))
+    return out
 
 
 def measure(frame: pd.DataFrame, economics: Economics, share: float) -> Measured:
-    """The readout of `frame` (probability, band, arm, upgraded 0/1: one row per assigned user)."""
+    """The readout of `frame` (probability, band, arm, upgraded 0/1: one row per assigned user; any
+    other numeric column, rank say, is checked for balance beside the probability)."""
     y = frame["upgraded"].to_numpy(dtype="int64")
     offer = frame["arm"].to_numpy() == OFFER
     p = frame["probability"].to_numpy(dtype="float64")
@@ -114,4 +121,5 @@ def measure(frame: pd.DataFrame, economics: Economics, share: float) -> Measured
             offer_actual=arm1.upgrades,
         ),
         srm=sample_ratio(arm1.users, arm0.users, share),
+        balance=balance(frame),
     )

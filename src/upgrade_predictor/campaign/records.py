@@ -1,4 +1,5 @@
-"""The typed records of a campaign: the plan (`campaign.json`) and the readout (`readout.json`).
+"""The typed records of a campaign: the plan (`campaign.json`), the readout (`readout.json`) and the
+readout of a plain ranked list without a holdout (`ListReadout`, also `readout.json`, `"holdout": false`).
 
 Each is a tree of frozen dataclasses written by `to_dict` and read back by one strict `from_dict`:
 every key of every object is checked (`records.check_keys`), so a misspelled key is refused with a
@@ -86,6 +87,30 @@ class Band:
     band: int
     offer: Rate
     holdout: Rate
+    difference: Interval | None = None  # the band's offer rate - holdout rate, 95% Wald (unpooled)
+
+
+@dataclass(frozen=True)
+class BandBalance:
+    """Offer against holdout in one band (0: the whole target group) before the offer went out."""
+
+    band: int
+    offer_mean_probability: float
+    holdout_mean_probability: float
+    smd: dict[str, float]  # standardized mean difference of each numeric column of assignments.csv
+    flagged: list[str]  # the columns whose |SMD| exceeds the threshold
+    chance: float  # sqrt(1/n_offer + 1/n_holdout): about the sd of an SMD under a fair draw
+
+
+@dataclass(frozen=True)
+class Balance:
+    """Whether the random split gave both arms alike users: a flagged column is worth a look before
+    the effect is trusted (a broken draw, or chance in a small band)."""
+
+    threshold: float
+    overall: BandBalance
+    bands: list[BandBalance]
+    flagged: bool
 
 
 @dataclass(frozen=True)
@@ -142,6 +167,50 @@ class Readout:
     profit: Profit
     calibration: Calibration
     srm: Srm
+    balance: Balance | None = None  # absent from readouts written before the check
+
+
+@dataclass(frozen=True)
+class ListBand:
+    """One score band (quintile by rank) of a plain ranked list: the forecast against what happened."""
+
+    band: int
+    first_rank: int
+    last_rank: int
+    users: int
+    mean_probability: float
+    expected_upgrades: float
+    actual_upgrades: int
+    precision: float  # the band's upgrade rate: the share of its users who upgraded
+    lift: float  # precision over the whole list's upgrade rate
+    expected_lift: float  # the forecast's lift: mean probability over the whole list's
+
+
+@dataclass(frozen=True)
+class ListReadout:
+    """readout.json of a plain `score --events` list: what can be known without a holdout."""
+
+    holdout: bool  # always false: nobody was held out, so no effect of an offer is measured
+    note: str
+    scored_file: str
+    scored_sha256: str
+    as_of: str
+    as_of_source: str  # "--as-of" or "tenure_days" (registration day + tenure, the same for every user)
+    horizon: int
+    window_end: str
+    data_end: str
+    horizon_closed: bool
+    days_open: int
+    interim: bool
+    users: int
+    expected_upgrades: Interval  # sum of probabilities; 95% range of the count if the forecast is right
+    actual_upgrades: int
+    upgrade_rate: float
+    actual_over_expected: float
+    upgraded_before_as_of: int  # users of the list whose first upgrade the tables date before the as-of
+    roc_auc: float | None  # None when nobody (or everybody) upgraded
+    average_precision: float | None
+    bands: list[ListBand]
 
 
 def to_dict(record: Any) -> dict[str, Any]:

@@ -11,10 +11,12 @@ import pandas as pd
 from ..economics import Economics
 from ..errors import InputError
 from ..files import check_outputs, replaceable_folder, staged_folder, write_json_atomic, write_text_atomic
-from ..forecast.engine import LocalEvents
 from ..sources.event_staging import event_inputs
 from ..sources.formats import file_fingerprint
 from .assign import read_csv
+from .listfile import is_scored_file
+from .listrun import read_out_list
+from .outcomes import check_reaches, of_users, read_outcomes
 from .pages import readout_page
 from .plan import ASSIGNMENTS
 from .readout import measure
@@ -41,30 +43,31 @@ def first_upgrades(
     events: Path, mapping: Path | None, plan: Plan, users: pd.Series
 ) -> tuple[pd.Series, date]:
     """Each planned user's first upgrade day (NaT if none) in the tables, and the tables' last day."""
-    as_of = date.fromisoformat(plan.as_of)
-    with LocalEvents(events, mapping) as engine:
-        data_end = engine.data_end
-        if data_end < as_of:
-            raise InputError(
-                f"{events}: the tables end on {data_end}, before the plan's as-of {as_of}; read the campaign "
-                "out from tables that reach past it"
-            )
-        frame = engine.users_frame()[["user_id", "first_upgrade"]]
-    known = frame.assign(user_id=frame["user_id"].astype(str)).set_index("user_id")["first_upgrade"]
-    missing = ~users.isin(known.index)
-    if missing.any():
-        raise InputError(
-            f"{events}: {int(missing.sum()):,} of the plan's {len(users):,} users are not in the users table "
-            f"(user_id {users[missing].iloc[0]!r}, ...); read out from the tables the plan was drawn from"
-        )
-    return known.reindex(users.to_numpy()).reset_index(drop=True), data_end
+    outcomes = read_outcomes(events, mapping)
+    check_reaches(outcomes, date.fromisoformat(plan.as_of), "the plan's as-of")
+    found = of_users(outcomes, users, "the plan's", "read out from the tables the plan was drawn from")
+    return found["first_upgrade"], outcomes.data_end
 
 
 def read_out(
-    plan_dir: Path, events: Path, out: Path, mapping: Path | None = None, force: bool = False
+    plan_dir: Path,
+    events: Path,
+    out: Path,
+    mapping: Path | None = None,
+    force: bool = False,
+    as_of: str | None = None,
+    horizon: int | None = None,
 ) -> Path:
-    """Write OUT/readout.json and OUT/readout.html; return OUT."""
+    """Write OUT/readout.json and OUT/readout.html; return OUT. `plan_dir` may instead be a list that
+    `score --events` wrote: then the forecast is checked against what happened (`listrun.py`)."""
     plan_dir, events, out = Path(plan_dir), Path(events), Path(out)
+    if not plan_dir.is_dir() and (plan_dir.is_file() or is_scored_file(plan_dir)):
+        return read_out_list(plan_dir, events, out, horizon, as_of, mapping, force)
+    if as_of is not None or horizon is not None:
+        raise InputError(
+            f"--{'as-of' if as_of is not None else 'horizon'} is for a scored list; {plan_dir} is a plan, "
+            f"whose {PLAN_FILE} records its as-of and horizon"
+        )
     replaceable_folder(out, force, "a campaign readout", READOUT_FILE)
     plan, table = load_plan(plan_dir)
     if mapping is None and plan.mapping is not None:
@@ -113,4 +116,5 @@ def build(plan: Plan, table: pd.DataFrame, first_upgrade: pd.Series, data_end: d
         profit=m.profit,
         calibration=m.calibration,
         srm=m.srm,
+        balance=m.balance,
     )

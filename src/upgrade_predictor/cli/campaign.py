@@ -10,10 +10,11 @@ from rich.table import Table
 
 from .. import config
 from ..console import STDERR, plain, say, warn
+from ..errors import InputError
 from .app import app
 
 if TYPE_CHECKING:
-    from ..campaign.records import Plan, Readout
+    from ..campaign.records import ListReadout, Plan, Readout
 
 campaign_app = typer.Typer(
     no_args_is_help=True,
@@ -25,7 +26,10 @@ PLAN_EXAMPLE = (
     "Example:  upgrade-predictor campaign plan runs/forecast/model.zip --events ../shared/data/365_events "
     "--as-of 2022-07-15 --top 5000 --out campaigns/july"
 )
-READOUT_EXAMPLE = "Example:  upgrade-predictor campaign readout campaigns/july --events newer_tables --out campaigns/july-readout"
+READOUT_EXAMPLE = (
+    "Example:  upgrade-predictor campaign readout campaigns/july --events newer_tables --out campaigns/july-readout"
+    "   (or a plain list: campaign readout july.csv --horizon 30 --events newer_tables --out july-list)"
+)
 
 
 @campaign_app.command("plan", epilog=PLAN_EXAMPLE)
@@ -73,19 +77,52 @@ def plan(
 
 @campaign_app.command("readout", epilog=READOUT_EXAMPLE)
 def readout(
-    plan_dir: Path = typer.Argument(..., help="the folder `campaign plan` wrote"),
-    events: Path = typer.Option(..., "--events", help="folder of event tables newer than the plan's as-of"),
+    source: Path = typer.Argument(
+        ..., help="the folder `campaign plan` wrote, or a list `score --events` wrote (.csv or .parquet)"
+    ),
+    events: Path = typer.Option(..., "--events", help="folder of event tables newer than the as-of"),
     out: Path = typer.Option(..., "--out", help="folder to write the readout to"),
+    as_of: str | None = typer.Option(
+        None,
+        "--as-of",
+        help="for a scored list: the day it was scored, YYYY-MM-DD [default: from its tenure_days]",
+    ),
+    horizon: int | None = typer.Option(
+        None, help="for a scored list: the horizon in days of the model that scored it (required)"
+    ),
     mapping: Path | None = typer.Option(None, help="TOML mapping of the tables [default: the plan's]"),
     force: bool = typer.Option(False, help="replace an earlier readout in --out"),
+    mlflow: bool = typer.Option(
+        False, help="log the readout to MLflow ($MLFLOW_TRACKING_URI, else ./mlruns; needs the mlflow extra)"
+    ),
+    tracking_uri: str | None = typer.Option(None, help="with --mlflow: the MLflow tracking URI"),
 ) -> None:
-    """Measure the offer against the holdout from the upgrades within the model's horizon."""
-    from ..campaign.records import READOUT_FILE, Readout, read_record
+    """Measure the offer against the holdout from the upgrades within the model's horizon; for a plain
+    scored list (no holdout), check the forecast against what happened."""
+    from ..campaign.records import ListReadout
     from ..campaign.run import read_out
+    from ..campaign.tracked import read_readout
 
-    done = read_out(plan_dir, events, out, mapping, force)
-    show_readout(read_record(Readout, done / READOUT_FILE))
+    if tracking_uri and not mlflow:
+        raise InputError("--tracking-uri is for --mlflow; add --mlflow")
+    done = read_out(source, events, out, mapping, force, as_of, horizon)
+    record = read_readout(done)
+    if isinstance(record, ListReadout):
+        show_list(record)
+    else:
+        show_readout(record)
     say(STDERR, f"readout written to {done}")
+    if mlflow:
+        say(STDERR, f"logged to MLflow as run {log_readout(done, tracking_uri)}")
+
+
+def log_readout(folder: Path, tracking_uri: str | None) -> str:
+    from ..campaign.tracked import EXPERIMENT, tracked_readout
+    from ..tracking import Record, log_record
+
+    t = tracked_readout(folder)
+    record = Record(t.name, t.params, t.metrics, t.tags, t.artifacts, leaderboard=None)
+    return log_record(record, tracking_uri, EXPERIMENT)
 
 
 def _table(rows: list[tuple[str, str]]) -> Table:
@@ -140,4 +177,41 @@ def show_readout(r: Readout) -> None:
     if r.srm.mismatch:
         warn(
             STDERR, f"sample-ratio mismatch (p = {r.srm.p_value:.2g}): the arms do not match the plan's share"
+        )
+    if r.balance is not None and r.balance.flagged:
+        where = [
+            f"band {b.band}" if b.band else "overall"
+            for b in [r.balance.overall, *r.balance.bands]
+            if b.flagged
+        ]
+        warn(
+            STDERR,
+            f"the arms differ by more than {r.balance.threshold:g} standardized mean differences "
+            f"({', '.join(where)}); see the balance table of the readout page",
+        )
+
+
+def show_list(r: ListReadout) -> None:
+    e = r.expected_upgrades
+    table = Table(title=plain(f"forecast against what happened, {r.as_of} to {r.window_end}"))
+    for name in ("band", "ranks", "users", "expected", "actual", "precision", "lift"):
+        table.add_column(name, justify="left" if name == "band" else "right")
+    for b in r.bands:
+        table.add_row(
+            str(b.band), f"{b.first_rank:,}-{b.last_rank:,}", f"{b.users:,}", f"{b.expected_upgrades:,.1f}",
+            f"{b.actual_upgrades:,}", f"{b.precision:.2%}", f"{b.lift:.2f}",
+        )  # fmt: skip
+    table.add_row(
+        "all", "", f"{r.users:,}", f"{e.value:,.1f} ({e.low:,.0f}-{e.high:,.0f})", f"{r.actual_upgrades:,}",
+        f"{r.upgrade_rate:.2%}", "1.00",
+    )  # fmt: skip
+    STDERR.print(table)
+    warn(STDERR, r.note)
+    if r.interim:
+        warn(STDERR, f"interim: the tables end {r.days_open} days before the horizon closes")
+    if r.upgraded_before_as_of:
+        warn(
+            STDERR,
+            f"{r.upgraded_before_as_of:,} listed users had upgraded before {r.as_of} by the newer tables "
+            "(late records, or a list not scored on that day); they are not counted",
         )

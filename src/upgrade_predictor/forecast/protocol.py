@@ -49,9 +49,6 @@ from .matrix import Matrix
 
 CALIBRATIONS = ("none", "sigmoid")  # what a bundle can carry: the pipeline, or it Platt-scaled on recent rows
 SHORTLIST = 3  # leading families checked on a later period before one is chosen
-# Families whose model fits on several threads with results that do not depend on them (LightGBM's sums
-# may differ in the last bits), given the run's cores when the fits run one at a time.
-THREADED = frozenset({"gbm", "forest", "knn"})
 AGGREGATED = "aggregated-table model"  # the baseline fitted the aggregated table's way, when it runs
 
 
@@ -122,36 +119,20 @@ def events_fit_plan(y: np.ndarray, folds: Folds) -> FitPlan:
     return FitPlan(len(y), fold_rows, smote_k=max(1, min(SMOTE_K, fewest - 1)))
 
 
-def events_pipeline(cand: Candidate, schema: Schema, seed: int, rows: int, threads: int = 1) -> Any:
+def events_pipeline(cand: Candidate, schema: Schema, seed: int, rows: int) -> Any:
     """The candidate's pipeline for a fit of `rows` design rows: a category needs its share of them
-    (config.EVENTS_CATEGORY_SHARE) as well as the usual count to get a one-hot column of its own.
-    Its model fits and predicts on `threads` threads (see `with_threads`)."""
+    (config.EVENTS_CATEGORY_SHARE) as well as the usual count to get a one-hot column of its own."""
     pipe = cand.build(schema, seed)
     floor = max(config.MIN_CATEGORY_FREQUENCY, int(config.EVENTS_CATEGORY_SHARE * rows))
     if isinstance(pipe.get_params().get("encode__cat"), OneHotEncoder):  # not the reference's ordinal codes
         pipe.set_params(encode__cat__min_frequency=floor)
-    return with_threads(pipe, cand.family, threads)
-
-
-def with_threads(pipe: Any, family: str, threads: int) -> Any:
-    """`pipe` with its model on `threads` threads, for a family of THREADED (others as they are). A fit
-    alone on the machine uses its cores; a deployed model goes back to one thread, as scoring expects."""
-    if family in THREADED and "model__n_jobs" in pipe.get_params():
-        pipe.set_params(model__n_jobs=max(1, int(threads)))
     return pipe
 
 
 def fit_recalibrated(
-    cand: Candidate,
-    m: Matrix,
-    design: Design,
-    rows: np.ndarray,
-    calibration_days: int,
-    seed: int,
-    threads: int = 1,
+    cand: Candidate, m: Matrix, design: Design, rows: np.ndarray, calibration_days: int, seed: int
 ) -> Fitted:
-    """Fit on `rows` older than the last `calibration_days` of their cutoffs, then Platt-scale on those;
-    the model on `threads` threads (a fit that runs alone)."""
+    """Fit on `rows` older than the last `calibration_days` of their cutoffs, then Platt-scale on those."""
     cut = design.rows["cutoff"].to_numpy()[rows]
     start = cut.max() - np.timedelta64(calibration_days - 1, "D")
     calib, fit = rows[cut >= start], rows[cut < start]
@@ -160,7 +141,7 @@ def fit_recalibrated(
     y = design.rows["label"].to_numpy()
     if sampled:
         fit = stratified_rows(y, cap, seed, among=fit)
-    pipe = events_pipeline(cand, m.schema, seed, len(fit), threads).fit(m.X.iloc[fit], y[fit])
+    pipe = events_pipeline(cand, m.schema, seed, len(fit)).fit(m.X.iloc[fit], y[fit])
     models: dict[str, Any] = {"none": pipe}
     if len(np.unique(y[calib])) == 2:
         cal = CalibratedClassifierCV(FrozenEstimator(pipe), method="sigmoid")
@@ -208,9 +189,8 @@ def _origin(
     seed: int,
     extra: dict[str, np.ndarray] | None = None,
     fitted: Fitted | None = None,
-    threads: int = 1,
 ) -> OriginResult:
-    fitted = fitted or fit_recalibrated(cand, m, design, split.train, calibration_days, seed, threads)
+    fitted = fitted or fit_recalibrated(cand, m, design, split.train, calibration_days, seed)
     p = {model_key(k): predict_rows(est, m.X, split.test) for k, est in fitted.models.items()}
     fit_rows = np.setdiff1d(split.train, fitted.calib_rows)
     p.update(baselines(m, design, fit_rows, split.test, seed))
@@ -224,12 +204,6 @@ def side_by_side(jobs: int, rows: int) -> int:
     """How many fits of up to `rows` rows run at once: `jobs`, or one at a time beyond
     config.PARALLEL_FIT_ROWS, where two fits' matrices side by side would exceed the memory budget."""
     return jobs if rows <= config.PARALLEL_FIT_ROWS else 1
-
-
-def threads_each(jobs: int, side: int) -> int:
-    """Threads of each of `side` fits running at once on the run's `jobs` cores: a fit alone gets them all
-    (the 1M-user backtest's LightGBM fits had one thread while the other core waited)."""
-    return max(1, jobs // max(1, side))
 
 
 @contextmanager
@@ -268,17 +242,14 @@ def select_in_time(
     it rewards both. The period is the first backtest origin; the test period stays untouched."""
     y = design.rows["label"].to_numpy()
 
-    jobs = min(side_by_side(cfg.jobs, len(split.train)), len(leaders))
-    threads = threads_each(cfg.jobs, jobs)
-
     def loss(r: CVResult) -> tuple[float, Fitted]:
-        days = config.CALIBRATION_DAYS
-        fitted = fit_recalibrated(r.candidate, m, design, split.train, days, cfg.seed, threads)
+        fitted = fit_recalibrated(r.candidate, m, design, split.train, config.CALIBRATION_DAYS, cfg.seed)
         return min(
             evaluation.scores(y[split.test], predict_rows(est, m.X, split.test)).log_loss
             for est in fitted.models.values()
         ), fitted
 
+    jobs = min(side_by_side(cfg.jobs, len(split.train)), len(leaders))
     with one_blas_thread(jobs):
         fits = Parallel(n_jobs=jobs, prefer="threads")(delayed(loss)(r) for r in leaders)
     losses = [v for v, _ in fits]
@@ -399,18 +370,15 @@ def backtest(
         # The largest fits go first (the model for today, then the latest origins), so that the two
         # threads end together instead of one finishing the biggest fit alone.
         days, seed = config.CALIBRATION_DAYS, cfg.seed
-        n_jobs = min(side_by_side(cfg.jobs, len(design.fit_rows())), len(splits) + 1)
-        threads = threads_each(cfg.jobs, n_jobs)
         origins = [
-            delayed(step)(_origin, cand, m, design, s, days, seed, e, first if k == 0 else None, threads)
+            delayed(step)(_origin, cand, m, design, s, days, seed, e, first if k == 0 else None)
             for k, (s, e) in enumerate(zip(splits, extra))
         ]
-        today = delayed(step)(fit_recalibrated, cand, m, design, design.fit_rows(), days, seed, threads)
+        today = delayed(step)(fit_recalibrated, cand, m, design, design.fit_rows(), days, seed)
+        n_jobs = min(side_by_side(cfg.jobs, len(design.fit_rows())), len(splits) + 1)
         with one_blas_thread(n_jobs):
             jobs = Parallel(n_jobs=n_jobs, prefer="threads")([today, *origins[::-1]])
-    final: Fitted = jobs[0]
-    with_threads(final.models["none"], cand.family, 1)  # its recalibration wraps this same pipeline
-    return list(jobs[:0:-1]), final
+    return list(jobs[:0:-1]), jobs[0]
 
 
 def snapshot_dates(split: TimeSplit, design: Design) -> list[date]:
