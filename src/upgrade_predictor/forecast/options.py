@@ -33,5 +33,11 @@ class EventOptions(RunOptions):
             raise InputError(f"--horizon {self.horizon}: choose a number of days from 1 to 365")
         if self.design_rows is not None and (isinstance(self.design_rows, bool) or self.design_rows < 0):
             raise InputError(f"--design-rows {self.design_rows}: give a number of rows, or 'all'")
-        self.lift(), self.economics()  # refused here, before any work, when they do not parse
+        self.lift()  # refused here, before any work, when it does not parse
+        config.check_number("--discount", self.discount, 0)
         super().check_kind()
+
+    def check(self) -> config.Budget:
+        budget = super().check()
+        self.economics()  # after the costs' own checks: a discount of at least the upgrade value is refused
+        return budget
