@@ -262,12 +262,16 @@ def _scalar(tp: Any, value: Any, where: str) -> Any:
     return float(value) if tp is float else value
 
 
-def read_record(cls: type[T], path: Path) -> T:
-    """A record from its JSON file; an unreadable or malformed file is refused naming it."""
+def read_json(path: Path, writer: str = "campaign plan") -> Any:
+    """A record file's JSON; a missing or unreadable file is refused naming it and the command that writes it."""
     try:
-        d = json.loads(path.read_text())
+        return json.loads(path.read_text())
     except FileNotFoundError:
-        raise InputError(f"{path} does not exist; give the folder `campaign plan` wrote") from None
+        raise InputError(f"{path} does not exist; give the folder `{writer}` wrote") from None
     except (OSError, ValueError) as e:
         raise InputError(f"{path}: cannot read it as JSON ({e})") from None
-    return from_dict(cls, d, str(path))
+
+
+def read_record(cls: type[T], path: Path) -> T:
+    """A record from its JSON file; an unreadable or malformed file is refused naming it."""
+    return from_dict(cls, read_json(path), str(path))

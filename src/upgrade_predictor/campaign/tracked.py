@@ -11,14 +11,12 @@ the tag `skipped_metrics`."""
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import InputError
 from ..version import __version__
-from .records import READOUT_FILE, Interval, ListReadout, Readout, from_dict
+from .records import READOUT_FILE, Interval, ListReadout, Readout, from_dict, read_json
 
 EXPERIMENT = "upgrade-predictor-campaigns"
 ARTIFACTS = (READOUT_FILE, "readout.html")
@@ -36,12 +34,7 @@ class TrackedReadout:
 def read_readout(folder: Path) -> Readout | ListReadout:
     """readout.json of either kind: a list's says `"holdout": false`, a plan's holds the holdout arm."""
     path = folder / READOUT_FILE
-    try:
-        d = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise InputError(f"{path} does not exist; give the folder `campaign readout` wrote") from None
-    except (OSError, ValueError) as e:
-        raise InputError(f"{path}: cannot read it as JSON ({e})") from None
+    d = read_json(path, "campaign readout")
     if isinstance(d, dict) and d.get("holdout") is False:
         return from_dict(ListReadout, d, str(path))
     return from_dict(Readout, d, str(path))

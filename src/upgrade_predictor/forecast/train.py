@@ -289,9 +289,9 @@ def _policies(
     the deployed one, chosen the same way on the final model's own; both judged on the test campaigns."""
     last, method = o.origins[-1], o.calibration
     econ, lift = cfg.economics(), cfg.lift()
-    test = last.split.test[on_grid(design, last.split.test)]
+    campaign_rows = on_grid(design, last.split.test)
+    test, test_p = last.split.test[campaign_rows], last.model(method)[campaign_rows]
     users = design.rows["user_id"].to_numpy()
-    test_p = last.model(method)[on_grid(design, last.split.test)]
     scale = 1.0 / design.sample.eval_share
 
     def judged(rows: np.ndarray, p: np.ndarray) -> Policy:
