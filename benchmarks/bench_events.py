@@ -3,9 +3,12 @@
     .venv/bin/python benchmarks/bench_events.py [--users 1000000] [--events 26000000] [--out DIR]
 
 Builds an event log resampled from the real 365 tables: users drawn with replacement (weighted towards
-active users so the log reaches --events activity rows), given new ids, and shifted back in time by a
-random number of days together with all their events and purchases (so nothing passes the real end,
-2022-08-31). It is written as Parquet with the 365 file names, so the built-in mapping reads it.
+active users so the log reaches --events activity rows), given new ids, and shifted forward in time by a
+random number of days (at most to the real end, 2022-08-31) together with all their events and purchases;
+what a shift carries past the end is the clone's future and is left out, as an export leaves out what has
+not happened yet. Shifting back instead would end each clone's real history before the log does: days of
+no activity and no purchase that no real user had, which a forecast of the last weeks then over-counts.
+It is written as Parquet with the 365 file names, so the built-in mapping reads it.
 
 Then, each in its own child process (peak resident memory measured alone, from the child's own
 getrusage): the DuckDB path (open the source: read, clean and audit every table; then `features_as_of`)
@@ -36,6 +39,7 @@ from upgrade_predictor.sources.event_mapping import builtin_mapping
 
 OUT = Path(__file__).resolve().parent / "out" / "events"
 REAL = (config.PROJECT_ROOT / ".." / "shared" / "data" / "365_events").resolve()
+REAL_END = "2022-08-31"  # the real tables' last day: a clone's events are never shifted past it
 ROW_IDS = {"365_student_purchases": "purchase_id", "365_student_engagement": "engagement_id",
            "365_student_exams": "exam_attempt_id",
            "365_student_hub_questions": "hub_question_id"}  # fmt: skip
@@ -52,7 +56,7 @@ def read_real(stem: str) -> pd.DataFrame:
 
 def make_data(out: Path, users: int, events: int, seed: int = 0) -> Path:
     """Write the resampled log under `out` (reused when it exists with the same size)."""
-    folder = out / f"u{users}_e{events}_s{seed}"
+    folder = out / f"u{users}_e{events}_s{seed}_forward"  # logs shifted back (before) are not reused
     if (folder / "_done").exists():
         return folder
     folder.mkdir(parents=True, exist_ok=True)
@@ -70,10 +74,10 @@ def make_data(out: Path, users: int, events: int, seed: int = 0) -> Path:
     rng = np.random.default_rng(seed)
     pick = rng.choice(len(info), size=users, p=weights / weights.sum())
     reg = info["date_registered"].to_numpy()[pick]
-    room = (reg - np.datetime64("2022-01-01")).astype("timedelta64[D]").astype(int)
+    room = (np.datetime64(REAL_END) - reg).astype("timedelta64[D]").astype(int)
     clones = pd.DataFrame({"new_id": np.arange(1, users + 1, dtype=np.int64),
                            "student_id": info["student_id"].to_numpy()[pick],
-                           "shift": pd.to_timedelta(-rng.integers(0, room + 1), unit="D")})  # fmt: skip
+                           "shift": pd.to_timedelta(rng.integers(0, room + 1), unit="D")})  # fmt: skip
     for stem in stems:
         table, time_col = real[stem], next(c for c in real[stem].columns if c in DATES)
         writer: pq.ParquetWriter | None = None
@@ -81,6 +85,7 @@ def make_data(out: Path, users: int, events: int, seed: int = 0) -> Path:
         for start in range(0, users, 200_000):
             part = clones.iloc[start : start + 200_000].merge(table, on="student_id")
             part[time_col] = part[time_col] + part["shift"]
+            part = part[~(part[time_col] > pd.Timestamp(REAL_END))]  # the clone's future: not yet happened
             part["student_id"] = part.pop("new_id")
             part = part.drop(columns="shift")[list(table.columns)]
             if stem in ROW_IDS:

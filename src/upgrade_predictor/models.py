@@ -11,11 +11,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal, get_args
 
-import numpy as np
 from imblearn import FunctionSampler
-from imblearn.over_sampling import SMOTE, SMOTEN, SMOTENC, RandomOverSampler
 from imblearn.pipeline import Pipeline
-from imblearn.under_sampling import RandomUnderSampler
 from lightgbm import LGBMClassifier
 from sklearn.calibration import CalibratedClassifierCV
 from sklearn.ensemble import RandomForestClassifier
@@ -27,7 +24,6 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import FunctionTransformer
 from sklearn.svm import LinearSVC
 from sklearn.tree import DecisionTreeClassifier
-from sklearn.utils import _safe_indexing
 
 from . import config
 from .features import (
@@ -38,12 +34,12 @@ from .features import (
     ordinal_step,
     prepare_step,
 )
-from .sampling import stratified_rows
+from .models_sampling import SMOTE_K, make_sampler, subsample_step
+from .models_sampling import stratified_sample as stratified_sample  # the name older bundles refer to
 from .schema import Schema
 
 Params = dict[str, Any]
 
-SMOTE_K = 5  # imbalanced-learn's default number of neighbours SMOTE interpolates between
 KNN_MAX_NEIGHBOURS = 101  # the most neighbours KNN's tuning tries: every KNN fit needs more rows than that
 
 
@@ -309,44 +305,6 @@ STRATEGY_LABELS = {
 
 def supports(family: str, strategy: str) -> bool:
     return strategy != "class_weight" or FAMILIES[family].class_weight
-
-
-def make_sampler(strategy: str, schema: Schema, seed: int, smote_k: int = SMOTE_K):
-    """An imbalanced-learn sampler: it resamples the data a pipeline is fitted on, never what it scores.
-
-    `smote_k`: SMOTE's neighbours; it needs more minority rows than that in every fit it sees."""
-    if strategy in ("none", "class_weight"):
-        return "passthrough"
-    if strategy == "oversample":
-        return RandomOverSampler(random_state=seed)
-    if strategy == "undersample":
-        return RandomUnderSampler(random_state=seed)
-    if strategy == "smote":
-        if schema.categorical and schema.numeric:
-            # Categories stay categorical up to this step, so SMOTE-NC never invents half a country.
-            return SMOTENC(categorical_features=schema.categorical, k_neighbors=smote_k, random_state=seed)
-        if schema.categorical:
-            return SMOTEN(k_neighbors=smote_k, random_state=seed)
-        return SMOTE(k_neighbors=smote_k, random_state=seed)
-    raise ValueError(f"unknown imbalance strategy {strategy!r}; choose from {config.STRATEGIES}")
-
-
-def stratified_sample(X: Any, y: Any, max_rows: int, seed: int) -> tuple[Any, Any]:
-    """At most `max_rows` of the rows, stratified by label: as a pipeline's first step (a sampler) it
-    thins the rows the pipeline is fitted on, in every fold and in the final fit, and never the rows
-    it scores."""
-    y = np.asarray(y)
-    if len(y) <= max_rows:
-        return X, y
-    keep = stratified_rows(y, max_rows, seed)
-    return _safe_indexing(X, keep), y[keep]
-
-
-def subsample_step(max_rows: int, seed: int) -> FunctionSampler:
-    """The sampler step that fits a costly family on a stratified sample of its training rows."""
-    return FunctionSampler(
-        func=stratified_sample, kw_args={"max_rows": int(max_rows), "seed": int(seed)}, validate=False
-    )
 
 
 def build_pipeline(

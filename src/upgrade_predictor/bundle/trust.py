@@ -33,6 +33,9 @@ FRAMEWORK_TYPES = frozenset(
         "imblearn.pipeline.Pipeline",
         "imblearn.under_sampling._prototype_selection._random_under_sampler.RandomUnderSampler",
         "upgrade_predictor.models.stratified_sample",
+        "upgrade_predictor.models_sampling.random_oversample",
+        "upgrade_predictor.models_sampling.random_undersample",
+        "upgrade_predictor.models_sampling.stratified_sample",
         # features and encodings
         "sklearn.compose._column_transformer.ColumnTransformer",
         "sklearn.compose._column_transformer._RemainderColsList",

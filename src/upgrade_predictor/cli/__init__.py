@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib
 import sys
+import warnings
 
 from .app import app, console
 
@@ -21,7 +22,14 @@ for _name in COMMANDS:
 __all__ = ["app", "main"]
 
 
+# Logistic regression's Newton-Cholesky solver warns, with a page of linear algebra, when one-hot columns
+# beside the intercept make its Hessian near singular (large events designs, weak penalties), then falls
+# back to L-BFGS and fits anyway: the fit is sound, and the message names nothing a user can change.
+NEWTON_FALLBACK = r"The inner solver of NewtonCholeskySolver stumbled upon a singular"
+
+
 def main() -> None:
     from ..process import run
 
+    warnings.filterwarnings("ignore", message=NEWTON_FALLBACK)
     sys.exit(run(app, console))

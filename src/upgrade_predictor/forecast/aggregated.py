@@ -37,12 +37,19 @@ def aggregated_rows(users: pd.DataFrame, extract: date) -> pd.DataFrame:
 
 
 def aggregated_predictions(
-    engine: EventEngine, users: pd.DataFrame, m: Matrix, cand: Candidate, split: TimeSplit, seed: int
+    engine: EventEngine,
+    users: pd.DataFrame,
+    m: Matrix,
+    cand: Candidate,
+    split: TimeSplit,
+    seed: int,
+    threads: int = 1,
 ) -> np.ndarray:
-    """Fit the candidate on the aggregated table as of the origin; probabilities on the origin's test rows.
+    """Fit the candidate on the aggregated table as of the origin (on `threads` threads: these fits run
+    one after another); probabilities on the origin's test rows.
 
     `users` are the users the run trains on (its sample, under a row budget)."""
     rows = aggregated_rows(users, split.test_start)
     train = build_matrix(engine.attributes, engine.features_at(rows[["user_id", "cutoff"]]), m.schema)
-    pipe = events_pipeline(cand, m.schema, seed, len(rows)).fit(train.X, rows["label"].to_numpy())
+    pipe = events_pipeline(cand, m.schema, seed, len(rows), threads).fit(train.X, rows["label"].to_numpy())
     return np.asarray(predict_rows(pipe, m.X, split.test), dtype="float64")

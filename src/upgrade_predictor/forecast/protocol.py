@@ -15,8 +15,7 @@ how the past is split from the future:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
 from typing import Any
@@ -28,7 +27,6 @@ from rich.console import Console
 from sklearn.calibration import CalibratedClassifierCV
 from sklearn.frozen import FrozenEstimator
 from sklearn.preprocessing import OneHotEncoder
-from threadpoolctl import threadpool_limits
 
 from .. import config, evaluation
 from ..console import say, warn
@@ -46,6 +44,7 @@ from ..training.splits import MIN_CLASS_PER_FOLD, Folds, cv_folds
 from ..training.summary import progress_bar
 from .design import Design, TimeSplit, rolling_origins
 from .matrix import Matrix
+from .threads import one_blas_thread, side_by_side, threads_each, with_threads
 
 CALIBRATIONS = ("none", "sigmoid")  # what a bundle can carry: the pipeline, or it Platt-scaled on recent rows
 SHORTLIST = 3  # leading families checked on a later period before one is chosen
@@ -119,10 +118,11 @@ def events_fit_plan(y: np.ndarray, folds: Folds) -> FitPlan:
     return FitPlan(len(y), fold_rows, smote_k=max(1, min(SMOTE_K, fewest - 1)))
 
 
-def events_pipeline(cand: Candidate, schema: Schema, seed: int, rows: int) -> Any:
-    """The candidate's pipeline for a fit of `rows` design rows: a category needs its share of them
-    (config.EVENTS_CATEGORY_SHARE) as well as the usual count to get a one-hot column of its own."""
-    pipe = cand.build(schema, seed)
+def events_pipeline(cand: Candidate, schema: Schema, seed: int, rows: int, threads: int = 1) -> Any:
+    """The candidate's pipeline for a fit of `rows` design rows on `threads` threads: a category needs
+    its share of them (config.EVENTS_CATEGORY_SHARE) as well as the usual count to get a one-hot column
+    of its own."""
+    pipe = with_threads(cand.build(schema, seed), threads)
     floor = max(config.MIN_CATEGORY_FREQUENCY, int(config.EVENTS_CATEGORY_SHARE * rows))
     if isinstance(pipe.get_params().get("encode__cat"), OneHotEncoder):  # not the reference's ordinal codes
         pipe.set_params(encode__cat__min_frequency=floor)
@@ -130,9 +130,16 @@ def events_pipeline(cand: Candidate, schema: Schema, seed: int, rows: int) -> An
 
 
 def fit_recalibrated(
-    cand: Candidate, m: Matrix, design: Design, rows: np.ndarray, calibration_days: int, seed: int
+    cand: Candidate,
+    m: Matrix,
+    design: Design,
+    rows: np.ndarray,
+    calibration_days: int,
+    seed: int,
+    threads: int = 1,
 ) -> Fitted:
-    """Fit on `rows` older than the last `calibration_days` of their cutoffs, then Platt-scale on those."""
+    """Fit on `rows` older than the last `calibration_days` of their cutoffs, then Platt-scale on those
+    (on `threads` threads)."""
     cut = design.rows["cutoff"].to_numpy()[rows]
     start = cut.max() - np.timedelta64(calibration_days - 1, "D")
     calib, fit = rows[cut >= start], rows[cut < start]
@@ -141,7 +148,7 @@ def fit_recalibrated(
     y = design.rows["label"].to_numpy()
     if sampled:
         fit = stratified_rows(y, cap, seed, among=fit)
-    pipe = events_pipeline(cand, m.schema, seed, len(fit)).fit(m.X.iloc[fit], y[fit])
+    pipe = events_pipeline(cand, m.schema, seed, len(fit), threads).fit(m.X.iloc[fit], y[fit])
     models: dict[str, Any] = {"none": pipe}
     if len(np.unique(y[calib])) == 2:
         cal = CalibratedClassifierCV(FrozenEstimator(pipe), method="sigmoid")
@@ -189,8 +196,9 @@ def _origin(
     seed: int,
     extra: dict[str, np.ndarray] | None = None,
     fitted: Fitted | None = None,
+    threads: int = 1,
 ) -> OriginResult:
-    fitted = fitted or fit_recalibrated(cand, m, design, split.train, calibration_days, seed)
+    fitted = fitted or fit_recalibrated(cand, m, design, split.train, calibration_days, seed, threads)
     p = {model_key(k): predict_rows(est, m.X, split.test) for k, est in fitted.models.items()}
     fit_rows = np.setdiff1d(split.train, fitted.calib_rows)
     p.update(baselines(m, design, fit_rows, split.test, seed))
@@ -198,24 +206,6 @@ def _origin(
     y = design.rows["label"].to_numpy()
     calib_p = {k: predict_rows(est, m.X, fitted.calib_rows) for k, est in fitted.models.items()}
     return OriginResult(split, p, y[fitted.calib_rows], calib_p, fitted.fit_rows, fitted.calib_rows)
-
-
-def side_by_side(jobs: int, rows: int) -> int:
-    """How many fits of up to `rows` rows run at once: `jobs`, or one at a time beyond
-    config.PARALLEL_FIT_ROWS, where two fits' matrices side by side would exceed the memory budget."""
-    return jobs if rows <= config.PARALLEL_FIT_ROWS else 1
-
-
-@contextmanager
-def one_blas_thread(jobs: int) -> Iterator[None]:
-    """BLAS on one thread while `jobs` > 1 fits run side by side in threads: each of OpenBLAS's pools
-    would otherwise start a thread per core, and the fits fight for the cores (a linear model's Hessian
-    products ran several times slower so)."""
-    if jobs <= 1:
-        yield
-        return
-    with threadpool_limits(limits=1, user_api="blas"):
-        yield
 
 
 def shortlist(board: pd.DataFrame, results: dict[str, CVResult], n: int) -> list[CVResult]:
@@ -242,14 +232,18 @@ def select_in_time(
     it rewards both. The period is the first backtest origin; the test period stays untouched."""
     y = design.rows["label"].to_numpy()
 
+    jobs = min(side_by_side(cfg.jobs, len(split.train)), len(leaders))
+    threads = threads_each(cfg.jobs, jobs)
+
     def loss(r: CVResult) -> tuple[float, Fitted]:
-        fitted = fit_recalibrated(r.candidate, m, design, split.train, config.CALIBRATION_DAYS, cfg.seed)
+        fitted = fit_recalibrated(
+            r.candidate, m, design, split.train, config.CALIBRATION_DAYS, cfg.seed, threads
+        )
         return min(
             evaluation.scores(y[split.test], predict_rows(est, m.X, split.test)).log_loss
             for est in fitted.models.values()
         ), fitted
 
-    jobs = min(side_by_side(cfg.jobs, len(split.train)), len(leaders))
     with one_blas_thread(jobs):
         fits = Parallel(n_jobs=jobs, prefer="threads")(delayed(loss)(r) for r in leaders)
     losses = [v for v, _ in fits]
@@ -370,15 +364,18 @@ def backtest(
         # The largest fits go first (the model for today, then the latest origins), so that the two
         # threads end together instead of one finishing the biggest fit alone.
         days, seed = config.CALIBRATION_DAYS, cfg.seed
+        n_jobs = min(side_by_side(cfg.jobs, len(design.fit_rows())), len(splits) + 1)
+        threads = threads_each(cfg.jobs, n_jobs)
         origins = [
-            delayed(step)(_origin, cand, m, design, s, days, seed, e, first if k == 0 else None)
+            delayed(step)(_origin, cand, m, design, s, days, seed, e, first if k == 0 else None, threads)
             for k, (s, e) in enumerate(zip(splits, extra))
         ]
-        today = delayed(step)(fit_recalibrated, cand, m, design, design.fit_rows(), days, seed)
-        n_jobs = min(side_by_side(cfg.jobs, len(design.fit_rows())), len(splits) + 1)
+        today = delayed(step)(fit_recalibrated, cand, m, design, design.fit_rows(), days, seed, threads)
         with one_blas_thread(n_jobs):
             jobs = Parallel(n_jobs=n_jobs, prefer="threads")([today, *origins[::-1]])
-    return list(jobs[:0:-1]), jobs[0]
+    final: Fitted = jobs[0]
+    with_threads(final.models["none"], 1)  # the deployed model; its recalibrated wrapper holds the same
+    return list(jobs[:0:-1]), final
 
 
 def snapshot_dates(split: TimeSplit, design: Design) -> list[date]:

@@ -87,7 +87,7 @@ def run_forecast(
                     console,
                     study_storage(client),
                     aggregated=lambda cand, s: aggregated_predictions(
-                        engine, fit_users, m, cand, s, cfg.seed
+                        engine, fit_users, m, cand, s, cfg.seed, cfg.jobs
                     ),
                     clock=clock,
                 )

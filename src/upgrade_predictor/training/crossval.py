@@ -8,8 +8,8 @@ from collections import Counter
 
 import numpy as np
 import pandas as pd
-from joblib import Parallel, delayed
 from sklearn.base import clone
+from sklearn.utils.parallel import Parallel, delayed  # joblib's, carrying warning filters to the workers
 
 from .. import evaluation
 from .candidates import REFERENCE, Candidate, CVResult
