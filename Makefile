@@ -6,7 +6,7 @@ BUDGET ?= standard
 EVENTS ?= $(or $(UPGRADE_PREDICTOR_EVENTS),../shared/data/365_events)
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: run test bench chromium clean
+.PHONY: run test bench chromium postgresql clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -30,9 +30,16 @@ chromium:
 	@command -v chromium >/dev/null 2>&1 || { $(SUDO) apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium >/dev/null; }
 
+# The database tests start a throw-away PostgreSQL server of their own; Debian puts initdb in
+# /usr/lib/postgresql/<version>/bin, off PATH.
+postgresql:
+	@command -v initdb >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || \
+		{ $(SUDO) apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq postgresql >/dev/null; }
+
 # Lint, types and the one-way import layers (pyproject's [tool.importlinter]) are part of the suite:
 # a change that breaks them fails like a failing test.
-test: $(VENV)/.dev-installed chromium
+test: $(VENV)/.dev-installed chromium postgresql
 	$(BIN)/ruff format --check src tests benchmarks
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/mypy

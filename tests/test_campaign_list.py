@@ -201,3 +201,22 @@ def test_bands_are_quintiles_by_rank_and_the_record_is_strict(tmp_path):
     bad["bands"][0]["precison"] = bad["bands"][0].pop("precision")
     with pytest.raises(InputError, match=r"bands\[0\]: unknown key `precison`"):
         from_dict(ListReadout, bad, "readout.json")
+
+
+def test_the_folder_of_parts_of_score_dask_reads_out_as_its_one_file(tables, tmp_path):
+    frame = scored_list(tables, tmp_path / "june.parquet").drop(columns="first")
+    parts = tmp_path / "many" / "scored"  # as `score --events --dask` writes them: global ranks, name order
+    parts.mkdir(parents=True)
+    for i, chunk in enumerate(np.array_split(frame.index.to_numpy(), 3)):
+        frame.loc[chunk].to_parquet(parts / f"part-{i:05d}.parquet", index=False)
+    one = read_scored(tmp_path / "june.parquet").users
+    for given in (tmp_path / "many", parts):
+        pd.testing.assert_frame_equal(read_scored(given).users, one)
+    a = read_readout(read_out(tmp_path / "june.parquet", tables, tmp_path / "a", horizon=HORIZON))
+    b = read_readout(read_out(tmp_path / "many", tables, tmp_path / "b", horizon=HORIZON))
+    skip = {"scored_file": None, "scored_sha256": None}
+    assert isinstance(b, ListReadout) and to_dict(b) | skip == to_dict(a) | skip
+    assert b.scored_file == str(tmp_path / "many") and len(b.scored_sha256) == 64
+    (parts / "part-00001.parquet").unlink()  # a part lost: its ranks are missing, not silently renumbered
+    with pytest.raises(InputError, match="rank"):
+        read_scored(tmp_path / "many")

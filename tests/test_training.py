@@ -15,6 +15,7 @@ from upgrade_predictor import config, targeting
 from upgrade_predictor.api import TrainConfig
 from upgrade_predictor.bundle import load_bundle
 from upgrade_predictor.data_audit import feature_keys
+from upgrade_predictor.economics import Economics, Lift
 from upgrade_predictor.errors import InputError
 from upgrade_predictor.models import SMOTE_K, build_pipeline, inner_pipeline, stratified_sample
 from upgrade_predictor.training.calibration import platt_oof
@@ -64,11 +65,34 @@ def test_f1_threshold_matches_a_hand_computed_example():
     p = np.array([0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.2])
     # Cut at 0.6: TP 3, FP 1, FN 0 -> F1 6/7, the best of all cuts.
     assert targeting.choose_threshold(y, p) == 0.6
-    # An offer costs 30 and an upgrade is worth 100: the 0.6 cut earns 3*100 - 4*30 = 180,
-    # the 0.8 cut 2*100 - 2*30 = 140, the 0.9 cut 70: 0.6 is best.
-    assert targeting.choose_threshold(y, p, "profit", 30, 100) == 0.6
-    # When offers cost 90, only the surest pay: 0.9 -> 10, 0.8 -> 20, 0.6 -> -60.
-    assert targeting.choose_threshold(y, p, "profit", 90, 100) == 0.8
+
+
+def test_profit_threshold_prices_what_the_offer_causes():
+    y = np.array([1, 1, 0, 1, 0, 0, 0, 0])
+    p = np.array([0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.2])
+    lift = Lift.parse("20%")  # tau = 0.2 p, capped at 1 - p: 0.1, 0.16, 0.14, 0.12, ...
+    # Offer cost 13, upgrade value 100: each offer earns 100 tau - 13 = -3, 3, 1, -1, ...; the running
+    # sums -3, 0, 1, 0 peak at 0.7, whatever the labels (the upgraders reached are not won by the offer).
+    assert targeting.choose_threshold(y, p, "profit", Economics(13, 100), lift) == 0.7
+    # When offers cost 30 no user's offer pays: the threshold sends none.
+    assert targeting.choose_threshold(y, p, "profit", Economics(30, 100), lift) == targeting.NO_OFFER
+    with pytest.raises(InputError, match="--assumed-lift"):
+        targeting.choose_threshold(y, p, "profit", Economics(13, 100), None)
+
+
+@pytest.mark.slow
+def test_the_cli_prices_a_table_run_under_an_assumed_lift(tmp_path):
+    synthetic_frame(300).to_csv(tmp_path / "d.csv", index=False)
+    r = run_cli(
+        "train", "--data", str(tmp_path / "d.csv"), "--out", str(tmp_path / "run"), "--budget", "quick",
+        "--families", "logreg", "--strategies", "none", "--no-report", "--threshold", "profit",
+        "--assumed-lift", "20%", "--discount", "2", cwd=tmp_path,
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    info = json.loads((tmp_path / "run" / "run.json").read_text())
+    assert info["assumed_lift"] == "20%" and info["discount"] == 2.0
+    assert json.loads((tmp_path / "run" / "metrics.json").read_text())["threshold"]["objective"] == "profit"
+    assert "an assumed lift of +20% of each user's upgrade probability" in r.stderr
 
 
 def _quick(tmp_path, name, **kw):
@@ -119,6 +143,9 @@ def test_an_existing_run_is_never_overwritten_silently(tmp_path):
         (lambda df: df.assign(purchased=0), [], "single class"),
         (lambda df: df, ["--target", "bought"], "target column 'bought' not found"),
         (lambda df: df, ["--budget", "huge"], "'huge' is not one of 'quick', 'standard', 'thorough'"),
+        (lambda df: df, ["--threshold", "profit"], "give --assumed-lift"),
+        (lambda df: df, ["--assumed-lift", "twenty"], "is not a lift"),
+        (lambda df: df, ["--assumed-lift", "5%", "--discount", "200"], "no offer could pay"),
     ],
 )
 def test_cli_input_errors_exit_2_without_traceback_or_output(tmp_path, frame, args, message):

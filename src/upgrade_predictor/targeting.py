@@ -1,24 +1,26 @@
-"""Gains, lift and profit curves.
+"""Ranked-list arithmetic: gains, lift, cut-offs, and policies priced along the ranking.
 
-No well-kept library computes these for a ranked list with an offer cost and an upgrade value, so
-they are written here, once, and tested against hand-computed examples.
+No well-kept library computes these for a ranked list, so they are written here, once, and tested
+against hand-computed examples. The price of one offer is economics.py's (`Economics.profit(p, tau)`:
+only what the offer causes is won); this module sums it over the users a cut-off offers to. Without a
+stated lift nothing is priced.
 """
 
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from scipy.stats import bootstrap
+from scipy.stats import DegenerateDataWarning, bootstrap
 from sklearn.metrics import precision_recall_curve
 
+from .economics import Economics, Lift
 from .errors import InputError
 
-# The break-even offer cost is read where a cut-off sends at least this many offers: the top one or
-# two users alone would put it near the upgrade value whenever they happen to be upgraders.
-BREAK_EVEN_MIN_OFFERS = 20
+NO_OFFER = math.nextafter(1.0, 2.0)  # a threshold no probability reaches: the policy that sends nothing
 
 
 def ranked(y: np.ndarray, p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -28,32 +30,66 @@ def ranked(y: np.ndarray, p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return np.asarray(y)[order], np.asarray(p, dtype="float64")[order]
 
 
-def profit_curve(y: np.ndarray, p: np.ndarray, offer_cost: float, upgrade_value: float) -> pd.DataFrame:
-    """Profit of offering to every user scoring at or above each distinct threshold.
-
-    Profit = upgraders reached x upgrade_value - offers sent x offer_cost. One row per distinct
-    score (ties are offered together), plus a first row for sending no offer at all.
-    """
-    ys, ps = ranked(y, p)
-    tp = np.cumsum(ys)
+def cutoffs(y: np.ndarray, p: np.ndarray) -> pd.DataFrame:
+    """Offers, upgraders reached and expected upgraders (the sum of the scores) of offering to every user
+    scoring at or above each distinct threshold: one row per distinct score (ties are offered
+    together), plus a first row for sending no offer at all."""
+    order = np.lexsort((np.asarray(y), -np.asarray(p, dtype="float64")))
+    ys, ps = np.asarray(y)[order], np.asarray(p, dtype="float64")[order]
+    last = _tie_ends(ps)
     n = np.arange(1, len(ys) + 1)
-    # Keep the last position of each run of tied scores: a threshold cannot split a tie.
-    last = np.r_[ps[1:] != ps[:-1], True]
-    tp, n, thr = tp[last], n[last], ps[last]
     curve = pd.DataFrame(
         {
-            "threshold": np.r_[np.inf, thr],
-            "offers": np.r_[0, n],
-            "upgraders_reached": np.r_[0, tp],
+            "threshold": np.r_[np.inf, ps[last]],
+            "offers": np.r_[0, n[last]],
+            "upgraders_reached": np.r_[0, np.cumsum(ys)[last]],
+            "expected_upgraders": np.r_[0.0, np.cumsum(ps)[last]],
         }
     )
-    curve["profit"] = curve["upgraders_reached"] * upgrade_value - curve["offers"] * offer_cost
     curve["share_offered"] = curve["offers"] / max(len(ys), 1)
     return curve
 
 
+def _tie_ends(ps: np.ndarray) -> np.ndarray:
+    """The last position of each run of tied (sorted) scores: a threshold cannot split a tie."""
+    return np.r_[ps[1:] != ps[:-1], True] if len(ps) else np.zeros(0, dtype=bool)
+
+
+def profit_curve(
+    y: np.ndarray, p: np.ndarray, offer_cost: float = 0.0, upgrade_value: float = 0.0
+) -> pd.DataFrame:
+    """The counts of `cutoffs`, under the name forecast.policy calls; the costs are not used (an
+    offer's price is `priced_curve`'s, which counts only what the offer causes)."""
+    del offer_cost, upgrade_value
+    return cutoffs(y, p)
+
+
+def realized_tau(y: np.ndarray, lift: Lift) -> np.ndarray:
+    """The incremental upgrades a lift adds to users whose upgrades (without an offer) are `y`: the
+    observed upgrade stands in for the baseline probability, as forecast.policy counts it."""
+    y = np.asarray(y, dtype="float64")
+    return lift.value * y if lift.relative else np.full_like(y, lift.value)
+
+
+def priced_curve(y: np.ndarray, p: np.ndarray, econ: Economics, lift: Lift) -> pd.DataFrame:
+    """`cutoffs` priced by what the offer causes: at each cut-off, the incremental upgrades and the
+    expected profit summed over the offered users from their probabilities
+    (`Economics.profit(p, lift.tau(p))`), and beside it the realized check, the same with each user's
+    observed upgrade in place of p. Sums run in ranked order (np.cumsum), one user at a time."""
+    order = np.lexsort((np.asarray(y), -np.asarray(p, dtype="float64")))
+    ys, ps = np.asarray(y, dtype="float64")[order], np.asarray(p, dtype="float64")[order]
+    last = _tie_ends(ps)
+    tau = lift.tau(ps)
+    curve = cutoffs(y, p)
+    curve["incremental_upgrades"] = np.r_[0.0, np.cumsum(tau)[last]]
+    curve["profit"] = np.r_[0.0, np.cumsum(econ.profit(ps, tau))[last]]
+    curve["realized_profit"] = np.r_[0.0, np.cumsum(econ.profit(ys, realized_tau(ys, lift)))[last]]
+    return curve
+
+
 def best_policy(curve: pd.DataFrame) -> pd.Series:
-    """The most profitable row of a profit curve (the first, i.e. fewest offers, among ties)."""
+    """The most profitable row of a priced curve (the first, i.e. fewest offers, among ties): the
+    no-offer row whenever no cut-off makes money, so a loss is never chosen."""
     return curve.iloc[int(np.argmax(curve["profit"].to_numpy()))]
 
 
@@ -100,36 +136,61 @@ def threshold_for_share(p: np.ndarray, share: float) -> float:
     return float(ps[k - 1])
 
 
-POLICY_FIELDS = ["offers", "upgraders_reached", "profit", "share_offered", "share_of_upgraders", "precision"]
+POLICY_FIELDS = [
+    "offers",
+    "upgraders_reached",
+    "expected_upgraders",
+    "incremental_upgrades",
+    "profit",
+    "realized_profit",
+    "share_offered",
+    "share_of_upgraders",
+    "precision",
+]
+PRICED_FIELDS = ("incremental_upgrades", "profit", "realized_profit")  # NaN when no lift is stated
+PER_1000_FIELDS = ("offers", "upgraders_reached", "incremental_upgrades", "profit", "realized_profit")
+# Without a lift nothing is priced: these audiences (top shares of the fit scores) are shown instead,
+# each with the lift at which it would break even.
+UNPRICED_SHARES = (0.05, 0.10, 0.20)
+
+
+def _chosen(y: np.ndarray, p: np.ndarray, threshold: float, max_offers: int | None) -> np.ndarray:
+    """Who is offered: every user scoring >= threshold, capped at the `max_offers` best-scored users
+    (a tie the cap splits gives non-upgraders first, as `ranked` does)."""
+    chosen = p >= threshold
+    if max_offers is not None and chosen.sum() > max_offers:
+        # Every user at or above the cut-off comes before the others in ranked order.
+        chosen = np.zeros(len(p), dtype=bool)
+        chosen[np.lexsort((y, -p))[: max(max_offers, 0)]] = True
+    return chosen
 
 
 def policy_outcomes(
     y: np.ndarray,
     p: np.ndarray,
     threshold: float,
-    offer_cost: float,
-    upgrade_value: float,
+    econ: Economics,
+    lift: Lift | None,
     n_boot: int = 1000,
     seed: int = 0,
     level: float = 0.95,
     max_offers: int | None = None,
 ) -> dict[str, dict[str, float]]:
-    """What offering to every user scoring >= threshold yields on (y, p), with bootstrap intervals.
+    """What offering to every user scoring >= threshold yields on (y, p), with bootstrap intervals:
+    POLICY_FIELDS, the priced ones (PRICED_FIELDS) NaN without a lift.
 
     The cut-off is fixed in advance (chosen on other data), so the interval reflects which users
-    happen to turn up: rows are resampled by scipy's bootstrap (percentile method). `max_offers` caps
-    the offers at the best-scored users (a tie it splits gives non-upgraders first, as `ranked` does)."""
-
+    happen to turn up: rows are resampled by scipy's bootstrap (percentile method)."""
     y = np.asarray(y, dtype="float64")
     p = np.asarray(p, dtype="float64")
-    chosen = p >= threshold
-    if max_offers is not None and chosen.sum() > max_offers:
-        # Every user at or above the cut-off comes before the others in ranked order.
-        chosen = np.zeros(len(p), dtype=bool)
-        chosen[np.lexsort((y, -p))[: max(max_offers, 0)]] = True
-    sel = chosen.astype("float64")
+    sel = _chosen(y, p, threshold, max_offers).astype("float64")
+    if lift is None:
+        inc = gain = real = np.zeros(len(p))
+    else:
+        tau = lift.tau(p)
+        inc, gain, real = tau, econ.profit(p, tau), econ.profit(y, realized_tau(y, lift))
 
-    def stat(y, s, axis=-1):
+    def stat(y, s, p, inc, gain, real, axis=-1):
         offers = np.sum(s, axis=axis)
         reached = np.sum(y * s, axis=axis)
         n = y.shape[axis]
@@ -138,29 +199,79 @@ def policy_outcomes(
                 [
                     offers,
                     reached,
-                    reached * upgrade_value - offers * offer_cost,
+                    np.sum(p * s, axis=axis),
+                    np.sum(inc * s, axis=axis),
+                    np.sum(gain * s, axis=axis),
+                    np.sum(real * s, axis=axis),
                     offers / n,
                     reached / np.sum(y, axis=axis),
                     reached / offers,
                 ]
             )
 
-    point = stat(y, sel)
+    data = (y, sel, p, inc, gain, real)
+    point = stat(*data)
     out = {f: {"value": float(v), "low": float(v), "high": float(v)} for f, v in zip(POLICY_FIELDS, point)}
     if len(y) > 1 and n_boot > 0:
-        res = bootstrap(
-            (y, sel),
-            stat,
-            paired=True,
-            vectorized=True,
-            method="percentile",
-            n_resamples=n_boot,
-            batch=100,  # resamples a time: the whole (n_boot x rows) index matrix costs seconds on big tests
-            confidence_level=level,
-            random_state=seed,
-        )
+        with warnings.catch_warnings():
+            # A statistic that cannot vary (the unpriced zeros, a cut-off no one reaches) is expected here.
+            warnings.simplefilter("ignore", DegenerateDataWarning)
+            res = bootstrap(
+                data,
+                stat,
+                paired=True,
+                vectorized=True,
+                method="percentile",
+                n_resamples=n_boot,
+                batch=100,  # resamples a time: the whole (n_boot x rows) index matrix costs seconds on big tests
+                confidence_level=level,
+                random_state=seed,
+            )
         for f, lo, hi in zip(POLICY_FIELDS, res.confidence_interval.low, res.confidence_interval.high):
             out[f]["low"], out[f]["high"] = float(lo), float(hi)
+    if lift is None:
+        for f in PRICED_FIELDS:
+            out[f] = {"value": math.nan, "low": math.nan, "high": math.nan}
+    return out
+
+
+def break_even_lift(
+    y: np.ndarray,
+    p: np.ndarray,
+    threshold: float,
+    econ: Economics,
+    relative: bool,
+    max_offers: int | None = None,
+) -> float:
+    """The lift (relative to p, or absolute) at which the offers of a cut-off break even as a group,
+    from the offered users' probabilities (economics.Economics.break_even_lift); NaN when none is sent."""
+    chosen = _chosen(np.asarray(y), np.asarray(p, dtype="float64"), threshold, max_offers)
+    return econ.break_even_lift(np.asarray(p, dtype="float64")[chosen], relative)
+
+
+def unpriced_name(share: float) -> str:
+    return f"top {share:.0%}"
+
+
+def _candidates(
+    p_fit: np.ndarray, curve: pd.DataFrame | None, n_eval: int, max_offers: int | None
+) -> list[tuple[str, float, float]]:
+    """(policy, cut-off, planned share): under a lift the most profitable cut-off of the fit scores
+    and half and double its offers (NO_OFFER alone when none pays); without one, UNPRICED_SHARES."""
+    if curve is None:
+        shares = [s for s in UNPRICED_SHARES if max_offers is None or s * n_eval <= max_offers]
+        return [(unpriced_name(s), threshold_for_share(p_fit, s), s) for s in shares or UNPRICED_SHARES[:1]]
+    if max_offers is not None:
+        curve = curve[curve["share_offered"] * n_eval <= max_offers]
+    best = best_policy(curve)
+    share = float(best["share_offered"])
+    if share <= 0:
+        return [("recommended", NO_OFFER, 0.0)]
+    out = [("recommended", float(best["threshold"]), share)]
+    double = min(2 * share, 1.0)
+    out.append(("half the offers", threshold_for_share(p_fit, share / 2), share / 2))
+    if max_offers is None or double * n_eval <= max_offers:
+        out.append(("double the offers", threshold_for_share(p_fit, double), double))
     return out
 
 
@@ -169,43 +280,32 @@ def recommend_policies(
     p_fit: np.ndarray,
     y_eval: np.ndarray,
     p_eval: np.ndarray,
-    offer_cost: float,
-    upgrade_value: float,
+    econ: Economics,
+    lift: Lift | None,
     n_boot: int = 1000,
     seed: int = 0,
     max_offers: int | None = None,
 ) -> pd.DataFrame:
-    """The profit-maximising cut-off and two alternative budgets (half and double the offers).
+    """Under a lift: the cut-off with the most expected incremental profit and two alternative budgets
+    (half and double the offers); a single row sending nothing (threshold NO_OFFER) when no cut-off
+    pays, so a loss is never recommended. Without a lift nothing is priced: the rows are the top
+    UNPRICED_SHARES, each with the lift at which it breaks even ("break_even_lift", relative then).
 
     Cut-offs are chosen on (y_fit, p_fit), out-of-fold scores, and judged on the held-out
-    (y_eval, p_eval) with bootstrap intervals, so the choice is not graded on its own data. When no
-    cut-off makes money on the fit scores the recommendation is to send none (a single row).
-
-    `max_offers` is a budget for the evaluation users: the recommendation is the best cut-off whose
-    share would send at most that many offers to them, "double the offers" is left out when it would
-    send more, and no policy sends more than that many offers on the evaluation rows."""
-    curve = profit_curve(y_fit, p_fit, offer_cost, upgrade_value)
-    n_eval = len(p_eval)
-    if max_offers is not None:
-        curve = curve[curve["share_offered"] * n_eval <= max_offers]
-    best = best_policy(curve)
-    share = float(best["share_offered"])
-    candidates = [("recommended", float(best["threshold"]), share)]
-    if share > 0:
-        double = min(2 * share, 1.0)
-        candidates.append(("half the offers", threshold_for_share(p_fit, share / 2), share / 2))
-        if max_offers is None or double * n_eval <= max_offers:
-            candidates.append(("double the offers", threshold_for_share(p_fit, double), double))
+    (y_eval, p_eval) with bootstrap intervals, so the choice is not graded on its own data.
+    `max_offers` is a budget for the evaluation users: no policy sends more offers to them."""
+    curve = None if lift is None else priced_curve(y_fit, p_fit, econ, lift)
+    relative = lift.relative if lift is not None else True
     rows = []
-    for name, thr, planned in candidates:
-        res = policy_outcomes(
-            y_eval, p_eval, thr, offer_cost, upgrade_value, n_boot, seed, max_offers=max_offers
-        )
-        row = {
+    for name, thr, planned in _candidates(np.asarray(p_fit), curve, len(p_eval), max_offers):
+        res = policy_outcomes(y_eval, p_eval, thr, econ, lift, n_boot, seed, max_offers=max_offers)
+        row: dict[str, object] = {
             "policy": name,
+            "priced": lift is not None,
             "threshold": thr,
             "planned_share": planned,
-            "budget": planned * len(p_eval) * offer_cost,
+            "budget": planned * len(p_eval) * econ.offer_cost,
+            "break_even_lift": break_even_lift(y_eval, p_eval, thr, econ, relative, max_offers),
         }
         for f, v in res.items():
             row[f], row[f + "_low"], row[f + "_high"] = v["value"], v["low"], v["high"]
@@ -214,12 +314,12 @@ def recommend_policies(
 
 
 def per_1000(policies: pd.DataFrame, n: int) -> pd.DataFrame:
-    """recommend_policies' rows with offers, upgraders reached and profit (and their bounds) scaled
-    to 1,000 users: "<field>[_low|_high]_per_1000"."""
+    """recommend_policies' rows with PER_1000_FIELDS (and their bounds) scaled to 1,000 users scored:
+    "<field>[_low|_high]_per_1000"."""
     out = policies.copy()
-    for f in ("offers", "upgraders_reached", "profit"):
+    for f in PER_1000_FIELDS:
         for s in ("", "_low", "_high"):
-            out[f"{f}{s}_per_1000"] = out[f + s] * 1000 / n
+            out[f"{f}{s}_per_1000"] = out[f + s] * 1000 / max(n, 1)
     return out
 
 
@@ -233,35 +333,33 @@ def offers_for_budget(budget: float, offer_cost: float) -> int:
     return int(math.floor(budget / offer_cost + 1e-9))
 
 
-def break_even_cost(
-    y: np.ndarray, p: np.ndarray, upgrade_value: float, min_offers: int = BREAK_EVEN_MIN_OFFERS
-) -> float:
-    """The offer cost below which some cut-off pays on (y, p): the best upgrade rate among the
-    offers of any cut-off sending at least `min_offers` (every user when there are fewer), times
-    the upgrade value."""
-    curve = profit_curve(y, p, 0.0, upgrade_value)
-    enough = curve[curve["offers"] >= max(min(min_offers, len(np.asarray(y))), 1)]
-    reach = (enough["upgraders_reached"] / enough["offers"]).max() if len(enough) else 0.0
-    return float(reach * upgrade_value)
-
-
 @dataclass(frozen=True)
 class WhatIf:
-    """The targeting economics for one offer cost, upgrade value and budget, without intervals:
-    what the report's economics panel recomputes in the browser from the same scores."""
+    """The targeting economics for one price list, lift and budget, without intervals."""
 
-    offer_cost: float
-    upgrade_value: float
+    econ: Economics
+    lift: Lift | None  # None: nothing priced
     budget: float | None
     max_offers: int | None  # None: no budget
     policies: pd.DataFrame  # recommend_policies' rows and per_1000 (_low/_high equal the value)
-    curve: pd.DataFrame  # the profit curve of the evaluation rows
-    break_even_cost: float  # of the evaluation rows (break_even_cost)
+    curve: pd.DataFrame  # the priced curve of the evaluation rows (cutoffs alone without a lift)
 
     @property
     def sends_offers(self) -> bool:
-        """False when no cut-off made money on the fit scores (or the budget pays for no offer)."""
-        return bool(self.policies["planned_share"].iloc[0] > 0)
+        """False without a lift, when no cut-off made money on the fit scores, or when the budget pays
+        for no offer."""
+        return self.lift is not None and bool(self.policies["planned_share"].iloc[0] > 0)
+
+    def assumption(self) -> str:
+        """The sentence every priced figure rests on."""
+        return unpriced_reason() if self.lift is None else self.lift.describe()
+
+
+def unpriced_reason() -> str:
+    return (
+        "unpriced: give --assumed-lift (e.g. 20% or 1.5pp), or measure the lift with a campaign; "
+        "what an offer causes is unknown"
+    )
 
 
 def what_if(
@@ -269,26 +367,16 @@ def what_if(
     p_fit: np.ndarray,
     y_eval: np.ndarray,
     p_eval: np.ndarray,
-    offer_cost: float,
-    upgrade_value: float,
+    econ: Economics,
+    lift: Lift | None,
     budget: float | None = None,
 ) -> WhatIf:
-    """Recommended policy, alternatives, profit curve and break-even cost for one set of economics:
-    recommend_policies without the bootstrap, a budget capping the offers to the evaluation users."""
-    cap = None if budget is None else offers_for_budget(budget, offer_cost)
-    policies = recommend_policies(
-        y_fit, p_fit, y_eval, p_eval, offer_cost, upgrade_value, n_boot=0, max_offers=cap
-    )
-    policies = per_1000(policies, len(p_eval))
-    return WhatIf(
-        offer_cost=offer_cost,
-        upgrade_value=upgrade_value,
-        budget=budget,
-        max_offers=cap,
-        policies=policies,
-        curve=profit_curve(y_eval, p_eval, offer_cost, upgrade_value),
-        break_even_cost=break_even_cost(y_eval, p_eval, upgrade_value),
-    )
+    """Policies and the priced curve for one price list and lift: recommend_policies without the
+    bootstrap, a budget capping the offers to the evaluation users."""
+    cap = None if budget is None else offers_for_budget(budget, econ.offer_cost)
+    policies = recommend_policies(y_fit, p_fit, y_eval, p_eval, econ, lift, n_boot=0, max_offers=cap)
+    curve = cutoffs(y_eval, p_eval) if lift is None else priced_curve(y_eval, p_eval, econ, lift)
+    return WhatIf(econ, lift, budget, cap, per_1000(policies, len(p_eval)), curve)
 
 
 def f1_threshold(y: np.ndarray, p: np.ndarray) -> float:
@@ -299,12 +387,23 @@ def f1_threshold(y: np.ndarray, p: np.ndarray) -> float:
 
 
 def choose_threshold(
-    y: np.ndarray, p: np.ndarray, objective: str = "f1", offer_cost: float = 0.0, upgrade_value: float = 0.0
+    y: np.ndarray,
+    p: np.ndarray,
+    objective: str = "f1",
+    econ: Economics | None = None,
+    lift: Lift | None = None,
 ) -> float:
-    """Pick the cut-off on out-of-fold predictions: max F1, or max expected profit."""
+    """Pick the cut-off on out-of-fold predictions: max F1, or max expected incremental profit under a
+    stated lift (NO_OFFER when no cut-off pays). "profit" without a lift is refused: nothing prices an
+    offer then, and a silent F1 threshold would pass for a priced one."""
     if objective == "f1":
         return f1_threshold(y, p)
     if objective == "profit":
-        curve = profit_curve(y, p, offer_cost, upgrade_value)
-        return float(best_policy(curve)["threshold"])
+        if econ is None or lift is None:
+            raise InputError(
+                "--threshold profit prices each offer by what it causes, which needs the offer's effect: "
+                "give --assumed-lift (e.g. 20% or 1.5pp), or use --threshold f1"
+            )
+        best = best_policy(priced_curve(y, p, econ, lift))
+        return float(best["threshold"]) if best["offers"] > 0 else NO_OFFER
     raise ValueError(f"unknown threshold objective {objective!r}; use 'f1' or 'profit'")

@@ -4,10 +4,14 @@ the day it was scored.
 `score` records neither the scoring day nor the model's horizon beside the file, so the horizon is an
 option and the day is `--as-of`, or else read off the list itself: each row carries `tenure_days`, the
 days from the user's registration to the scoring day, so registration + tenure names the same day for
-every user of a list scored once."""
+every user of a list scored once.
+
+`score --events --dask` writes the list as a folder of Parquet parts (OUT/scored/part-NNNNN.parquet, the
+ranks global across them); the folder, or its `scored` folder, is read as one list."""
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -16,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import InputError
+from ..sources.formats import file_fingerprint
 
 SUFFIXES = (".csv", ".csv.gz", ".parquet", ".pq")
 REQUIRED = ("user_id", "probability", "rank")
@@ -32,17 +37,44 @@ def is_scored_file(path: Path) -> bool:
     return path.name.lower().endswith(SUFFIXES)
 
 
+def scored_parts(path: Path) -> list[Path]:
+    """The parts of a folder that `score --events --dask` wrote (the folder or its `scored`), in name
+    order; none for any other folder or a file."""
+    if not path.is_dir():
+        return []
+    folder = path / "scored" if (path / "scored").is_dir() else path
+    return sorted(folder.glob("part-*.parquet"))
+
+
+def list_fingerprint(path: Path) -> str:
+    """sha256 of the list's bytes; of a folder of parts, of each part's name and fingerprint in order."""
+    parts = scored_parts(path)
+    if not parts:
+        return file_fingerprint(path)
+    return hashlib.sha256("".join(f"{f.name}:{file_fingerprint(f)}\n" for f in parts).encode()).hexdigest()
+
+
+def _read_frame(path: Path) -> pd.DataFrame:
+    parts = scored_parts(path)
+    if parts:
+        return pd.concat([pd.read_parquet(f) for f in parts], ignore_index=True)
+    if path.name.lower().endswith((".parquet", ".pq")):
+        return pd.read_parquet(path)
+    return pd.read_csv(path, dtype={"user_id": str}, keep_default_na=False, na_values=[""])
+
+
 def read_scored(path: Path) -> ScoredList:
-    """The list in rank order, refused in one sentence when it is not a ranked list of users."""
-    if not path.is_file():
-        raise InputError(f"{path} does not exist; give the file `score --events` wrote")
-    if not is_scored_file(path):
-        raise InputError(f"{path}: give a ranked list ending in .csv, .csv.gz or .parquet, or a plan folder")
+    """The list (a file, or the folder of parts of `score --dask`) in rank order, refused in one sentence
+    when it is not a ranked list of users."""
+    if not scored_parts(path):
+        if not path.is_file():
+            raise InputError(f"{path} does not exist; give the file or folder `score --events` wrote")
+        if not is_scored_file(path):
+            raise InputError(
+                f"{path}: give a ranked list ending in .csv, .csv.gz or .parquet, or a plan folder"
+            )
     try:
-        if path.name.lower().endswith((".parquet", ".pq")):
-            frame = pd.read_parquet(path)
-        else:
-            frame = pd.read_csv(path, dtype={"user_id": str}, keep_default_na=False, na_values=[""])
+        frame = _read_frame(path)
     except (OSError, ValueError, pd.errors.ParserError) as e:
         raise InputError(f"{path}: cannot read it as a ranked list ({e})") from None
     missing = [c for c in REQUIRED if c not in frame.columns]
@@ -55,7 +87,12 @@ def read_scored(path: Path) -> ScoredList:
     frame = frame[keep].assign(user_id=frame["user_id"].astype(str))
     if frame.empty:
         raise InputError(f"{path}: the list holds no user")
-    return ScoredList(path, _checked(path, frame).sort_values("rank", kind="stable").reset_index(drop=True))
+    users = _checked(path, frame).sort_values("rank", kind="stable").reset_index(drop=True)
+    if scored_parts(path) and users["rank"].iloc[-1] != len(users):  # ranks are global across the parts
+        raise InputError(
+            f"{path}: its ranks do not run from 1 to {len(users):,} without a gap; a part is missing"
+        )
+    return ScoredList(path, users)
 
 
 def _checked(path: Path, frame: pd.DataFrame) -> pd.DataFrame:

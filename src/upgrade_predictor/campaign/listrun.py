@@ -10,8 +10,7 @@ from .. import config
 from ..errors import InputError
 from ..files import check_outputs, replaceable_folder, staged_folder, write_json_atomic, write_text_atomic
 from ..sources.event_staging import event_inputs
-from ..sources.formats import file_fingerprint
-from .listfile import ScoredList, read_scored, scoring_day
+from .listfile import ScoredList, list_fingerprint, read_scored, scoring_day
 from .listread import build_list
 from .outcomes import Outcomes, check_reaches, of_users, read_outcomes
 from .pages import list_page
@@ -60,7 +59,7 @@ def read_out_list(
         HINT,
     )
     readout = build_list(
-        scored, file_fingerprint(scored_file), found["first_upgrade"], day, horizon, outcomes.data_end
+        scored, list_fingerprint(scored_file), found["first_upgrade"], day, horizon, outcomes.data_end
     )
     with staged_folder(out) as tmp:
         write_json_atomic(tmp / READOUT_FILE, to_dict(readout))

@@ -14,7 +14,7 @@ from ..files import check_outputs, replaceable_folder, staged_folder, write_json
 from ..sources.event_staging import event_inputs
 from ..sources.formats import file_fingerprint
 from .assign import read_csv
-from .listfile import is_scored_file
+from .listfile import is_scored_file, scored_parts
 from .listrun import read_out_list
 from .outcomes import check_reaches, of_users, read_outcomes
 from .pages import readout_page
@@ -61,7 +61,7 @@ def read_out(
     """Write OUT/readout.json and OUT/readout.html; return OUT. `plan_dir` may instead be a list that
     `score --events` wrote: then the forecast is checked against what happened (`listrun.py`)."""
     plan_dir, events, out = Path(plan_dir), Path(events), Path(out)
-    if not plan_dir.is_dir() and (plan_dir.is_file() or is_scored_file(plan_dir)):
+    if scored_parts(plan_dir) or not plan_dir.is_dir() and (plan_dir.is_file() or is_scored_file(plan_dir)):
         return read_out_list(plan_dir, events, out, horizon, as_of, mapping, force)
     if as_of is not None or horizon is not None:
         raise InputError(

@@ -35,7 +35,9 @@ READOUT_EXAMPLE = (
 @campaign_app.command("plan", epilog=PLAN_EXAMPLE)
 def plan(
     model: Path = typer.Argument(..., help="events model bundle (model.zip of a train --events run)"),
-    events: Path = typer.Option(..., "--events", help="folder of dated event tables to score"),
+    events: Path = typer.Option(
+        ..., "--events", help="folder of dated event tables, or postgresql://USER@HOST:PORT/DB, to score"
+    ),
     out: Path = typer.Option(..., "--out", help="folder to write the plan to"),
     as_of: str | None = typer.Option(
         None, "--as-of", help="the day the offer goes out, YYYY-MM-DD [default: the day after the last event]"
@@ -80,7 +82,9 @@ def readout(
     source: Path = typer.Argument(
         ..., help="the folder `campaign plan` wrote, or a list `score --events` wrote (.csv or .parquet)"
     ),
-    events: Path = typer.Option(..., "--events", help="folder of event tables newer than the as-of"),
+    events: Path = typer.Option(
+        ..., "--events", help="folder of event tables newer than the as-of, or postgresql://USER@HOST:PORT/DB"
+    ),
     out: Path = typer.Option(..., "--out", help="folder to write the readout to"),
     as_of: str | None = typer.Option(
         None,

@@ -40,7 +40,9 @@ def drift(
         config.RANGE_SHARE, help="share of rows outside the training range that is drift"
     ),
     events: Path | None = typer.Option(
-        None, help="check the users still free on --as-of, from a folder of dated event tables"
+        None,
+        help="check the users still free on --as-of, from a folder of dated event tables or a database "
+        "(postgresql://USER@HOST:PORT/DB; the password from PGPASSWORD or ~/.pgpass)",
     ),
     as_of: str | None = typer.Option(
         None, "--as-of", help="with --events: the day YYYY-MM-DD [default: the day after the last event]"

@@ -19,7 +19,9 @@ def features(
         help="the feature table to write (.csv or .parquet; with --dask a folder of Parquet parts)",
     ),
     events: Path | None = typer.Option(
-        None, help="folder of dated event tables [default: ../shared/data/365_events]"
+        None,
+        help="folder of dated event tables, or a database postgresql://USER@HOST:PORT/DB (the password from "
+        "PGPASSWORD or ~/.pgpass) [default: ../shared/data/365_events]",
     ),
     as_of: str | None = typer.Option(
         None, "--as-of", help="cutoff date YYYY-MM-DD [default: the day after the last event]"
@@ -43,6 +45,10 @@ def features(
     from ..sources.event_staging import event_inputs
 
     folder = events or config.default_events_path()
+    if dask:
+        from ..forecast.engine import refuse_database_on_dask
+
+        refuse_database_on_dask(folder)
     check_outputs(
         {"--out": out, "--audit": audit},
         {"--events": folder, "--mapping": mapping, "a table of the mapping": event_inputs(folder, mapping)},

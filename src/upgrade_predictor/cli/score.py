@@ -49,8 +49,9 @@ def score(
     dask: str | None = typer.Option(None, help="score on a Dask cluster: a scheduler address, or 'local'"),
     events: Path | None = typer.Option(
         None,
-        help="score every user still free on --as-of from a folder of dated event tables (with --dask: "
-        "computed on the cluster, whose workers must read the folder at the same path)",
+        help="score every user still free on --as-of from a folder of dated event tables or a database "
+        "postgresql://USER@HOST:PORT/DB (the password from PGPASSWORD or ~/.pgpass; with --dask: a folder, "
+        "computed on the cluster, whose workers must read it at the same path)",
     ),
     as_of: str | None = typer.Option(
         None,
@@ -203,6 +204,10 @@ def check_options(
         raise InputError("--explain is not available with --dask; score without it")
     if dask and rejects:
         raise InputError("--rejects: with --dask the rejects are written to OUT/rejects/")
+    if dask and events is not None:
+        from ..forecast.engine import refuse_database_on_dask
+
+        refuse_database_on_dask(events)
 
 
 @contextlib.contextmanager

@@ -47,18 +47,18 @@ def train(
     ),
     objective: config.Objective = typer.Option(config.OBJECTIVE, help="metric Optuna maximises (CV mean)"),
     threshold: config.ThresholdRule = typer.Option(
-        config.THRESHOLD, help="how the decision threshold is chosen: best F1, or most profit"
+        config.THRESHOLD,
+        help="how the decision threshold is chosen: best F1, or most incremental profit "
+        "(needs --assumed-lift)",
     ),
     offer_cost: float = typer.Option(config.OFFER_COST, help="cost of one offer (profit threshold, report)"),
     upgrade_value: float = typer.Option(config.UPGRADE_VALUE, help="value of one upgrade reached"),
     assumed_lift: str | None = typer.Option(
         None,
-        help="with --events: the offer's assumed effect that prices the policy, relative to each user's "
+        help="the offer's assumed effect that prices the offer policy, relative to each user's "
         "upgrade probability ('20%') or absolute ('1.5pp') [default: none; no policy is priced]",
     ),
-    discount: float = typer.Option(
-        0.0, help="with --events: revenue given up when an upgrader redeems the offer"
-    ),
+    discount: float = typer.Option(0.0, help="revenue given up when an upgrader redeems the offer"),
     jobs: int = typer.Option(config.JOBS, help="parallel fits"),
     report: bool = typer.Option(True, help="write report.html at the end"),
     force: bool = typer.Option(False, help="replace an existing --out folder"),
@@ -68,7 +68,8 @@ def train(
     events: Path | None = typer.Option(
         None,
         help="forecast from a folder of dated event tables instead of one table "
-        "(e.g. ../shared/data/365_events)",
+        "(e.g. ../shared/data/365_events), or from a database postgresql://USER@HOST:PORT/DB (the password "
+        "from PGPASSWORD or ~/.pgpass)",
     ),
     mapping: Path | None = typer.Option(
         None, help="TOML mapping of the event tables [default: the 365 layout]"
@@ -106,10 +107,10 @@ def train(
     mlflow_on, uri = options.pop("mlflow"), options.pop("tracking_uri")
     if uri and not mlflow_on:
         raise InputError("--tracking-uri is for --mlflow; add --mlflow")
-    if options["events"] is None and (options["assumed_lift"] is not None or options["discount"]):
-        raise InputError(
-            "--assumed-lift and --discount price the offer policy of an events run: give them with --events"
-        )
+    if options["events"] is not None:
+        from ..sources.event_database import parse_database
+
+        parse_database(options["events"])  # a URL with a password is refused before anything is read
     api.train(train_config(options), console=console, mlflow=mlflow_on, tracking_uri=uri)
 
 

@@ -13,7 +13,9 @@ from typing import TYPE_CHECKING, Protocol
 
 import pandas as pd
 
+from ..errors import InputError
 from ..sources.event_audit import EventAudit
+from ..sources.event_database import is_database
 from ..sources.event_mapping import Attribute, EventMapping
 from ..sources.event_staging import ident
 from ..sources.events import EventSource
@@ -64,7 +66,7 @@ class EventEngine(Protocol):
 class LocalEvents:
     """The embedded engine: one `EventSource` (DuckDB) on this machine."""
 
-    def __init__(self, folder: Path, mapping: Path | None = None) -> None:
+    def __init__(self, folder: Path | str, mapping: Path | None = None) -> None:
         self.source = EventSource(folder, mapping)
         self.folder = self.source.folder
         self.mapping = self.source.mapping
@@ -106,10 +108,21 @@ class LocalEvents:
         self.close()
 
 
-def open_engine(folder: Path, mapping: Path | None, client: object | None = None) -> EventEngine:
-    """The engine of a run: DuckDB on this machine, or the Dask cluster of `client` when one is given."""
+def open_engine(folder: Path | str, mapping: Path | None, client: object | None = None) -> EventEngine:
+    """The engine of a run: DuckDB on this machine, or the Dask cluster of `client` when one is given.
+    A database (`--events postgresql://...`) is read on this machine only."""
     if client is None:
         return LocalEvents(folder, mapping)
+    refuse_database_on_dask(folder)
     from .cluster import DaskEvents  # Dask is imported only for a cluster run
 
-    return DaskEvents(folder, mapping, client=client)
+    return DaskEvents(Path(folder), mapping, client=client)
+
+
+def refuse_database_on_dask(events: object) -> None:
+    """The workers of a cluster read files at a shared path; a database is read on this machine."""
+    if is_database(events):
+        raise InputError(
+            "--dask: the cluster reads event tables from a folder the workers share; read a database "
+            "without --dask (the events are staged on this machine)"
+        )

@@ -245,7 +245,9 @@ def select_in_time(
         ), fitted
 
     with one_blas_thread(jobs):
-        fits = Parallel(n_jobs=jobs, prefer="threads")(delayed(loss)(r) for r in leaders)
+        # Shared memory: the fits read the frames in place. It also keeps them here when --dask routes
+        # joblib to a cluster (the closure cannot travel; a failed submit there waits forever).
+        fits = Parallel(n_jobs=jobs, require="sharedmem")(delayed(loss)(r) for r in leaders)
     losses = [v for v, _ in fits]
     selection = {r.candidate.key: float(v) for r, v in zip(leaders, losses)}
     best = int(np.argmin(losses))
@@ -372,7 +374,8 @@ def backtest(
         ]
         today = delayed(step)(fit_recalibrated, cand, m, design, design.fit_rows(), days, seed, threads)
         with one_blas_thread(n_jobs):
-            jobs = Parallel(n_jobs=n_jobs, prefer="threads")([today, *origins[::-1]])
+            # Threads of this process even under --dask (see select_in_time): `step` holds the bar.
+            jobs = Parallel(n_jobs=n_jobs, require="sharedmem")([today, *origins[::-1]])
     final: Fitted = jobs[0]
     with_threads(final.models["none"], 1)  # the deployed model; its recalibrated wrapper holds the same
     return list(jobs[:0:-1]), final

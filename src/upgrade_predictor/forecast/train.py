@@ -22,6 +22,7 @@ from ..parallel import connect, fits_on, study_storage
 from ..profile import reference_profile
 from ..runs.folder import RunWriter, destination, published
 from ..sources.event_audit import EventAudit
+from ..sources.event_database import parse_database
 from ..sources.event_staging import event_inputs
 from ..training.clock import RunClock
 from ..training.selection import chosen_of
@@ -99,7 +100,7 @@ def run_forecast(
             clock.mark("tables")
             info = EventRunInfo.of(
                 cfg,
-                events=str(events),
+                events=db.url if (db := parse_database(events)) else str(events),
                 data_end=engine.data_end.isoformat(),
                 started=started_at,
                 timings=laps(clock),

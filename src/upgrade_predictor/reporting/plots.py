@@ -298,31 +298,34 @@ def plot_gains(
 
 
 def plot_profit(tgt: Targeting) -> str:
-    c = tgt.profit
+    """Expected incremental profit on the test users of the policy's audience against the offer's lift:
+    the break-even lift where it crosses zero, and the stated lift (if any) with the profit's interval."""
+    c, rel = tgt.lift_curve, tgt.relative
     fig, ax = plt.subplots(figsize=(7, 3.2))
-    x, yv = _thin(c["share_offered"].to_numpy(), c["profit"].to_numpy(), 400)
-    ax.plot(x, yv, color=POS)
-    for _, r in tgt.policies.iterrows():
+    who = f"policy: {tgt.first['policy']}" if tgt.sends_offers else "offer to the top 10% of test users"
+    ax.plot(c["lift"] * 100, c["profit"], color=POS, label=who)
+    be = tgt.break_even_lift
+    if np.isfinite(be):
+        ax.axvline(be * 100, color=GREY, ls="--", lw=0.8)
+        ax.annotate("break-even", (be * 100, 0), fontsize=7, xytext=(4, 4), textcoords="offset points")
+    if tgt.lift is not None and tgt.sends_offers:
+        r = tgt.first
         ax.errorbar(
-            r["share_offered"],
+            tgt.lift.value * 100,
             r["profit"],
             yerr=[[r["profit"] - r["profit_low"]], [r["profit_high"] - r["profit"]]],
             fmt="o",
             color="black",
             capsize=3,
-        )
-        ax.annotate(
-            r["policy"],
-            (r["share_offered"], r["profit"]),
-            textcoords="offset points",
-            xytext=(4, 6),
-            fontsize=7,
+            label="stated lift: expected profit, bootstrap 95%",
         )
     ax.axhline(0, color=GREY, lw=0.8)
+    unit = "% of each user's upgrade probability" if rel else " percentage points"
     ax.set(
-        xlabel="share of test users offered, best scores first",
-        ylabel=f"profit on {tgt.n_test:,} test users",
-        title=f"Profit: upgrade value {tgt.upgrade_value:g}, offer cost {tgt.offer_cost:g} "
-        "(policies: cut-offs from out-of-fold scores, bootstrap 95%)",
+        xlabel=f"the offer's lift (+{unit})",
+        ylabel=f"incremental profit on {tgt.n_test:,} test users",
+        title=f"Profit against the lift: offer cost {tgt.offer_cost:g}, upgrade value {tgt.upgrade_value:g}, "
+        f"discount {tgt.econ.discount:g}",
     )
+    ax.legend(frameon=False, fontsize=7)
     return embed(fig)

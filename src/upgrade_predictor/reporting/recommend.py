@@ -163,23 +163,37 @@ def _use_no_leak(cav: Caveats) -> Recommendation:
 
 def _policies(tgt: Targeting) -> list[Recommendation]:
     pol = tgt.policies.set_index("policy").to_dict("index")
-    rec = pol["recommended"]
-    econ = f"offer cost {money(tgt.offer_cost)}, upgrade value {money(tgt.upgrade_value)}"
-    if not (rec["profit"] > 0 and rec["offers"] > 0):
+    first = tgt.first
+    econ = (
+        f"offer cost {money(tgt.offer_cost)}, upgrade value {money(tgt.upgrade_value)}, "
+        f"discount {money(tgt.econ.discount)}"
+    )
+    be = tgt.lift_text(tgt.break_even_lift)
+    if not tgt.priced:
         text = (
-            f"Do not run a paid offer campaign at {econ}: no score threshold had a positive expected "
-            "profit on the out-of-fold scores."
+            "Do not price an offer campaign from this run: no lift was stated or measured, so what an offer "
+            f"causes is unknown. Offering to the top "
+            f"{pct(first['planned_share'], 0)} of users (score ≥ {num(first['threshold'])}) breaks even at a "
+            f"lift of {be} ({econ}); measure the lift with a randomized holdout (campaign plan, then "
+            "campaign readout) or state one with --assumed-lift."
         )
         return [Recommendation("targeting", text)]
-
+    if not tgt.sends_offers:
+        text = (
+            f"Do not run a paid offer campaign at {econ}: under {tgt.assumption()} no score threshold had a "
+            "positive expected incremental profit on the out-of-fold scores; an offer to the top 10% of "
+            f"users breaks even at a lift of {be}."
+        )
+        return [Recommendation("targeting", text)]
     out = [
         Recommendation(
             "targeting",
-            f"Send offers to users scoring at least {num(rec['threshold'])} (about "
-            f"{pct(rec['planned_share'])} of users). Per 1,000 users scored that is "
-            f"{_per_1000(rec, 'offers', 'offers', digits=0)}, reaching "
-            f"{_per_1000(rec, 'upgraders_reached', 'upgraders', digits=0)} for an expected profit of "
-            f"{_per_1000(rec, 'profit', fmt=money)} ({econ}).",
+            f"Send offers to users scoring at least {num(first['threshold'])} (about "
+            f"{pct(first['planned_share'])} of users). Under {tgt.assumption()}, per 1,000 users scored "
+            f"that is {_per_1000(pol['recommended'], 'offers', 'offers', digits=0)}, adding "
+            f"{_per_1000(pol['recommended'], 'incremental_upgrades', 'upgrades', digits=1)} for an expected "
+            f"incremental profit of {_per_1000(pol['recommended'], 'profit', fmt=money)} ({econ}); it breaks "
+            f"even at a lift of {be}.",
         )
     ]
     if "half the offers" in pol:
@@ -192,7 +206,7 @@ def _policies(tgt: Targeting) -> list[Recommendation]:
                 "targeting",
                 f"If the budget covers only half as many offers, keep the top {pct(half['planned_share'])} "
                 f"(score ≥ {num(half['threshold'])}): it still reaches {share} of upgraders, "
-                f"against {pct(rec['share_of_upgraders'])} for the recommended policy.",
+                f"against {pct(first['share_of_upgraders'])} for the recommended policy.",
             )
         )
     return out

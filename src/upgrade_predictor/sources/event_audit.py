@@ -144,7 +144,7 @@ HANDLING = {
 
 def event_audit(
     con: duckdb.DuckDBPyConnection,
-    folder: Path,
+    folder: Path | None,
     m: EventMapping,
     audits: list[TableAudit],
     part: bool = False,
@@ -187,7 +187,7 @@ def check_table(
         check_matched(where, table.id, t.kept + t.unknown_ids, t.unknown_ids, t.id_example, users_example)
 
 
-def audit_notes(audits: list[TableAudit], folder: Path, m: EventMapping) -> list[str]:
+def audit_notes(audits: list[TableAudit], folder: Path | None, m: EventMapping) -> list[str]:
     """The notes shown after reading: what cleaning left out or repaired per table, and the unused files."""
     notes = []
     for t in audits:
@@ -205,7 +205,8 @@ def audit_notes(audits: list[TableAudit], folder: Path, m: EventMapping) -> list
         if found:
             notes.append(f"{t.name}: " + ", ".join(found))
     used = {m.users.file, m.conversions.file, *(a.file for a in m.activities)}
-    unused = sorted(p.name for p in folder.iterdir() if table_format(p) and p.name not in used)
+    files = folder.iterdir() if folder is not None else ()  # a database has no unused files to note
+    unused = sorted(p.name for p in files if table_format(p) and p.name not in used)
     if unused:
         notes.append("not used (a table needs a mapping entry with a date column): " + ", ".join(unused))
     return notes

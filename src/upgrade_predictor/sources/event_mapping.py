@@ -23,7 +23,8 @@ A folder of CSV (plain or .gz) or Parquet tables is described by a mapping file 
     item = "course_id"              # optional: distinct items are counted
     key = ["student_id", "course_id", "date_watched"]   # optional
 
-Paths are relative to the data folder. Without a mapping file, a folder holding the 365 file names
+Paths are relative to the data folder. For a database (`--events postgresql://...`) each table says
+`table = "365_student_info"` (a table or view, or `schema.name`) instead of `file`. Without a mapping file, a folder holding the 365 file names
 (``365_student_info.csv``, ``.csv.gz`` or ``.parquet``, and the rest with the same ending) uses
 `builtin_mapping`. Every table needs a `time` column: a table that cannot be placed in time (such as
 365_student_quizzes.csv) would mix events from after any cutoff into the features, so it is refused.
@@ -108,10 +109,17 @@ def where_of(t: UsersTable | ConversionTable | ActivityTable) -> str:
 # ----------------------------------------------------------------------------------------------- mapping
 
 _TABLE_KEYS = {
-    "users": {"file", "id", "time", "attributes"},
-    "conversions": {"file", "id", "time", "key"},
-    "activity": {"name", "file", "id", "time", "measures", "item", "key"},
+    "users": {"file", "table", "id", "time", "attributes"},
+    "conversions": {"file", "table", "id", "time", "key"},
+    "activity": {"name", "file", "table", "id", "time", "measures", "item", "key"},
 }
+
+
+def _where(d: dict[str, Any], where: str) -> str:
+    """`file` (in a folder) or `table` (in a database: a table or view, `schema.name` too), one of them."""
+    if "table" in d and "file" in d:
+        raise InputError(f"{where}: give `file` (a folder's) or `table` (a database's), not both")
+    return str(_text(d, "table" if "table" in d else "file", where))
 
 
 def _text(d: dict[str, Any], key: str, where: str, required: bool = True) -> str | None:
@@ -166,7 +174,7 @@ def mapping_from_dict(data: dict[str, Any], where: str = "mapping") -> EventMapp
             raise InputError(f"{where}: the [{role}] table is missing")
     u = _table(data["users"], "users", f"{where} [users]")
     users = UsersTable(
-        file=str(_text(u, "file", f"{where} [users]")),
+        file=_where(u, f"{where} [users]"),
         id=str(_text(u, "id", f"{where} [users]")),
         time=str(_text(u, "time", f"{where} [users]")),
         attributes=_attributes(u, f"{where} [users]"),
@@ -174,7 +182,7 @@ def mapping_from_dict(data: dict[str, Any], where: str = "mapping") -> EventMapp
     c = _table(data["conversions"], "conversions", f"{where} [conversions]")
     w = f"{where} [conversions]"
     conversions = ConversionTable(
-        str(_text(c, "file", w)), str(_text(c, "id", w)), str(_text(c, "time", w)), _texts(c, "key", w)
+        _where(c, w), str(_text(c, "id", w)), str(_text(c, "time", w)), _texts(c, "key", w)
     )
     raw = data.get("activity", [])
     if not isinstance(raw, list):
@@ -191,7 +199,7 @@ def mapping_from_dict(data: dict[str, Any], where: str = "mapping") -> EventMapp
         activities.append(
             ActivityTable(
                 name=name,
-                file=str(_text(a, "file", w)),
+                file=_where(a, w),
                 id=str(_text(a, "id", w)),
                 time=str(_text(a, "time", w)),
                 measures=_texts(a, "measures", w),
@@ -263,6 +271,11 @@ def builtin_mapping(suffix: str = ".csv") -> EventMapping:
                 ("student_id", "course_id")),
         ),
     )  # fmt: skip
+
+
+def database_mapping(mapping: Path | None) -> EventMapping:
+    """The mapping of a database: the file if given, else the 365 tables under their own names."""
+    return load_mapping(mapping) if mapping is not None else builtin_mapping("")
 
 
 def resolve_mapping(folder: Path, mapping: Path | None) -> EventMapping:

@@ -94,7 +94,12 @@ def mapped_inputs(folder: Path, tables: list[UsersTable | ConversionTable | Acti
 
 
 def event_inputs(folder: Path, mapping: Path | None) -> list[str]:
-    """Every file the mapping of an event folder names (see `mapped_inputs`): inputs no output may be."""
+    """Every file the mapping of an event folder names (see `mapped_inputs`): inputs no output may be.
+    A database names no file (a URL with a password is refused here, before any work)."""
+    from upgrade_predictor.sources.event_database import parse_database
+
+    if parse_database(folder) is not None:
+        return []
     return mapped_inputs(Path(folder), resolve_mapping(Path(folder), mapping).tables())
 
 

@@ -29,9 +29,10 @@ from __future__ import annotations
 import shutil
 import tempfile
 import weakref
+from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 import duckdb
 import pandas as pd
@@ -46,6 +47,7 @@ from upgrade_predictor.sources.event_audit import (
     event_audit,
     table_audit,
 )
+from upgrade_predictor.sources.event_database import DatabaseReader, parse_database
 from upgrade_predictor.sources.event_dates import agreed_end, tomorrow
 from upgrade_predictor.sources.event_mapping import (
     ActivityTable,
@@ -53,6 +55,7 @@ from upgrade_predictor.sources.event_mapping import (
     ConversionTable,
     EventMapping,
     UsersTable,
+    database_mapping,
     resolve_mapping,
     where_of,
 )
@@ -78,7 +81,7 @@ if TYPE_CHECKING:
 
 
 def _load(
-    con: duckdb.DuckDBPyConnection, folder: Path, m: EventMapping, part: bool
+    con: duckdb.DuckDBPyConnection, reader: TableReader, m: EventMapping, part: bool
 ) -> tuple[tuple[Attribute, ...], EventAudit]:
     """Create the tables and views (see `EventSource`); return the resolved attributes and the audit.
 
@@ -87,23 +90,23 @@ def _load(
     outliers are counted and left out instead of moving the data's end: a rare, second pass. A partition
     of a cluster has only its own tables' last days to go by, so it keeps the first pass."""
     span = Span(tomorrow())
-    attrs, audits = _load_all(con, folder, m, part, span)
+    attrs, audits = _load_all(con, reader, m, part, span)
     end = None if part else agreed_end([t.last_date for t in audits])
     if end is not None and end < span.last and any(t.last_date and t.last_date > end for t in audits):
         _drop_all(con)
-        attrs, audits = _load_all(con, folder, m, part, Span(end))
+        attrs, audits = _load_all(con, reader, m, part, Span(end))
     with engine_errors("the event tables"):
-        return attrs, event_audit(con, folder, m, audits, part)
+        return attrs, event_audit(con, reader.folder, m, audits, part)
 
 
 def _load_all(
-    con: duckdb.DuckDBPyConnection, folder: Path, m: EventMapping, part: bool, span: Span
+    con: duckdb.DuckDBPyConnection, reader: TableReader, m: EventMapping, part: bool, span: Span
 ) -> tuple[tuple[Attribute, ...], list[TableAudit]]:
-    attrs, integer_ids, users = _load_users(con, folder, m.users, part, span)
+    attrs, integer_ids, users = _load_users(con, reader, m.users, part, span)
     first = one_row(con, "SELECT min(registered) FROM _users")[0]
     span = Span(span.last, first)
-    audits = [users, _load_conversions(con, folder, m.conversions, integer_ids, span)]
-    audits += [_load_activity(con, folder, a, integer_ids, span) for a in m.activities]
+    audits = [users, _load_conversions(con, reader, m.conversions, integer_ids, span)]
+    audits += [_load_activity(con, reader, a, integer_ids, span) for a in m.activities]
     return attrs, audits
 
 
@@ -118,22 +121,45 @@ def _drop_all(con: duckdb.DuckDBPyConnection) -> None:
         con.execute(f"DROP TABLE {ident(name)}")
 
 
-def _scan(
-    con: duckdb.DuckDBPyConnection, folder: Path, file: str, needed: list[str], where: str
-) -> tuple[str, dict[str, str]]:
-    """The SQL that scans one table's files, and its column types (the needed ones checked)."""
-    files, fmt = table_files(folder, file, where)
-    scan = scan_sql(files, fmt)
-    return scan, column_types(con, scan, needed, where, files)
+class TableReader(Protocol):
+    """Where the tables are read from: a folder of files, or a database (`event_database`). `scan` gives
+    the SQL that scans one mapped table in DuckDB and its column types (the needed ones checked), so the
+    staging is the same SQL for both; `folder` is the folder of unused files to note, if any."""
+
+    @property
+    def folder(self) -> Path | None: ...
+
+    def scan(
+        self, con: duckdb.DuckDBPyConnection, spec: str, needed: list[str], where: str
+    ) -> tuple[str, dict[str, str]]: ...
+
+    def close(self) -> None: ...
+
+
+@dataclass
+class FolderReader:
+    """The tables as files of a folder (CSV or Parquet), scanned in place."""
+
+    folder: Path
+
+    def scan(
+        self, con: duckdb.DuckDBPyConnection, spec: str, needed: list[str], where: str
+    ) -> tuple[str, dict[str, str]]:
+        files, fmt = table_files(self.folder, spec, where)
+        scan = scan_sql(files, fmt)
+        return scan, column_types(con, scan, needed, where, files)
+
+    def close(self) -> None:
+        pass
 
 
 def _load_users(
-    con: duckdb.DuckDBPyConnection, folder: Path, u: UsersTable, part: bool, span: Span
+    con: duckdb.DuckDBPyConnection, reader: TableReader, u: UsersTable, part: bool, span: Span
 ) -> tuple[tuple[Attribute, ...], bool, TableAudit]:
     """The users table as _users and the view users; its attributes typed, and whether ids are integers."""
     where = where_of(u)
     with engine_errors(where):
-        scan, types = _scan(con, folder, u.file, [u.id, u.time, *(a.column for a in u.attributes)], where)
+        scan, types = reader.scan(con, u.file, [u.id, u.time, *(a.column for a in u.attributes)], where)
         integer_ids = types[u.id].startswith(NUMERIC_TYPES)  # floats such as 258798.0 are whole ids
         attrs = tuple(
             Attribute(a.column, a.kind or ("numeric" if is_numeric(con, scan, a.column, types[a.column]) else
@@ -168,12 +194,12 @@ def _no_users(where: str, audit: TableAudit) -> str:
 
 
 def _load_conversions(
-    con: duckdb.DuckDBPyConnection, folder: Path, c: ConversionTable, integer_ids: bool, span: Span
+    con: duckdb.DuckDBPyConnection, reader: TableReader, c: ConversionTable, integer_ids: bool, span: Span
 ) -> TableAudit:
     """The conversions table as _conv (the first conversion per user) and the view conversions."""
     where = where_of(c)
     with engine_errors(where):
-        scan, types = _scan(con, folder, c.file, [c.id, c.time, *c.key], where)
+        scan, types = reader.scan(con, c.file, [c.id, c.time, *c.key], where)
         stage(con, "_cstage", scan, types, c, c.key, [], integer_ids, span)
         audit = table_audit(con, "_cstage", "conversions", c.file, HANDLING["conversions"])
         con.execute("CREATE TABLE _conv AS SELECT uid, min(day) AS converted FROM _cstage "
@@ -186,13 +212,13 @@ def _load_conversions(
 
 
 def _load_activity(
-    con: duckdb.DuckDBPyConnection, folder: Path, a: ActivityTable, integer_ids: bool, span: Span
+    con: duckdb.DuckDBPyConnection, reader: TableReader, a: ActivityTable, integer_ids: bool, span: Span
 ) -> TableAudit:
     """One activity table as _ev_<name> (kept and left-out rows) and the view act_<name> (kept rows)."""
     where = where_of(a)
     needed = [a.id, a.time, *a.measures, *a.key, *([a.item] if a.item else [])]
     with engine_errors(where):
-        scan, types = _scan(con, folder, a.file, needed, where)
+        scan, types = reader.scan(con, a.file, needed, where)
         values = [Value(f"__m{i}", number_sql(col, types[col]), col) for i, col in enumerate(a.measures)]
         if a.item:
             # Items are only told apart, never shown: kept in their own type (cheaper than text).
@@ -230,7 +256,7 @@ class EventSource:
 
     def __init__(
         self,
-        folder: Path,
+        folder: Path | str,
         mapping: Path | EventMapping | None = None,
         *,
         memory_limit: str = "3GB",
@@ -238,18 +264,26 @@ class EventSource:
         part: bool = False,
     ) -> None:
         self.folder = Path(folder)
-        self.mapping = mapping if isinstance(mapping, EventMapping) else resolve_mapping(self.folder, mapping)
+        database = parse_database(folder)
+        if isinstance(mapping, EventMapping):
+            self.mapping = mapping
+        else:
+            self.mapping = database_mapping(mapping) if database else resolve_mapping(self.folder, mapping)
+        reader: TableReader = DatabaseReader(database) if database else FolderReader(self.folder)
         self._tmp = tempfile.mkdtemp(prefix="upgrade_predictor_duckdb_")
         self.con = duckdb.connect(":memory:")  # spills to the temp folder beyond memory_limit
         # Runs on close(), or when the source is garbage-collected or the interpreter exits unclosed.
         self._finalizer = weakref.finalize(self, _dispose, self.con, self._tmp)
         try:
-            self.con.execute("PRAGMA threads=2")
-            self.con.execute("SET preserve_insertion_order = false")  # row order is never relied on
-            self.con.execute("SET TimeZone = 'UTC'")  # a timestamp with a zone falls on its UTC day
-            self.con.execute(f"SET memory_limit = {literal(memory_limit)}")
-            self.con.execute(f"SET temp_directory = {literal(self._tmp)}")
-            self.attributes, self.audit = _load(self.con, self.folder, self.mapping, part)
+            try:
+                self.con.execute("PRAGMA threads=2")
+                self.con.execute("SET preserve_insertion_order = false")  # row order is never relied on
+                self.con.execute("SET TimeZone = 'UTC'")  # a timestamp with a zone falls on its UTC day
+                self.con.execute(f"SET memory_limit = {literal(memory_limit)}")
+                self.con.execute(f"SET temp_directory = {literal(self._tmp)}")
+                self.attributes, self.audit = _load(self.con, reader, self.mapping, part)
+            finally:
+                reader.close()  # before DuckDB closes: it drops its copies there
         except BaseException:
             self.close()
             raise

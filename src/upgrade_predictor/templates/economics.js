@@ -1,12 +1,13 @@
-/* The targeting section's economics panel. For an offer cost, upgrade value and budget typed into the
-   page it recomputes the recommended cut-off and its two alternatives, the break-even offer cost, the
-   profit curve and the policy table from the scores embedded beside this script, with no network.
+/* The targeting section's economics panel. For an offer cost, upgrade value, discount, assumed lift and
+   budget typed into the page it recomputes the policies, their break-even lifts, the priced curve and
+   the policy table from the scores embedded beside this script, with no network.
 
-   It mirrors upgrade_predictor.targeting step by step (ranked, profit_curve, best_policy,
-   threshold_for_share, policy_outcomes, recommend_policies, per_1000, break_even_cost,
-   offers_for_budget), in the same floating-point operations and order, so every figure equals
-   targeting.what_if's for the same economics; and reporting/format.py's formats, rounding halves to
-   even as Python does. Written by hand: the page has to work offline and without any library. */
+   It mirrors upgrade_predictor.targeting step by step (cutoffs, priced_curve, best_policy,
+   threshold_for_share, policy_outcomes, recommend_policies, per_1000, offers_for_budget) and
+   economics.Economics.profit / Lift.tau, in the same floating-point operations; sums run over the
+   ranked users, so a sum may differ from Python's in its last bits (a cent at most on the page).
+   Nothing is priced without a lift. Written by hand: the page has to work offline and without any
+   library. */
 (function () {
   "use strict";
 
@@ -14,6 +15,7 @@
   const panel = document.getElementById("economics");
   if (!source || !panel) return;
   const data = JSON.parse(source.textContent);
+  const NO_OFFER = 1 + Number.EPSILON; // targeting.NO_OFFER: math.nextafter(1.0, 2.0)
 
   // ------------------------------------------------------------------ numbers as Python formats them
 
@@ -48,41 +50,74 @@
 
   // ------------------------------------------------------------------ the calculation
 
-  // targeting.ranked and the economics-free part of profit_curve: scores descending, non-upgraders
-  // first within a tie; one curve row per distinct score (a cut-off cannot split a tie).
+  // targeting.ranked: scores descending, non-upgraders first within a tie; prefix sums of the labels
+  // and scores, and the last position of each tie (a cut-off cannot split a tie).
   function prepare(part) {
     const n = part.p.length;
     const order = Array.from({ length: n }, (_, i) => i);
     order.sort((a, b) => part.p[b] - part.p[a] || part.y.charCodeAt(a) - part.y.charCodeAt(b));
     const p = Float64Array.from(order, (i) => part.p[i]);
+    const y = Float64Array.from(order, (i) => (part.y.charCodeAt(i) === 49 ? 1 : 0));
     const cum = new Float64Array(n + 1);
-    for (let i = 0; i < n; i++) cum[i + 1] = cum[i] + (part.y.charCodeAt(order[i]) === 49 ? 1 : 0);
-    const offers = [0];
-    const reached = [0];
-    const threshold = [Infinity];
+    const cumP = new Float64Array(n + 1);
     for (let i = 0; i < n; i++) {
-      if (i === n - 1 || p[i + 1] !== p[i]) {
-        offers.push(i + 1);
-        reached.push(cum[i + 1]);
-        threshold.push(p[i]);
-      }
+      cum[i + 1] = cum[i] + y[i];
+      cumP[i + 1] = cumP[i] + p[i];
     }
-    return { n, p, cum, total: cum[n], offers, reached, threshold };
+    const ends = [];
+    for (let i = 0; i < n; i++) if (i === n - 1 || p[i + 1] !== p[i]) ends.push(i);
+    return { n, p, y, cum, cumP, total: cum[n], ends };
   }
 
   const fit = prepare(data.fit);
   const test = prepare(data.eval);
 
-  // targeting.profit_curve: profit and share offered at each cut-off.
-  function curve(set, cost, value) {
-    const k = set.offers.length;
-    const profit = new Float64Array(k);
-    const share = new Float64Array(k);
-    for (let i = 0; i < k; i++) {
-      profit[i] = set.reached[i] * value - set.offers[i] * cost;
-      share[i] = set.offers[i] / Math.max(set.n, 1);
+  // economics.Lift.parse: '20%' (relative to p) or '1.5pp' (absolute); "" is no lift.
+  function parseLift(text) {
+    if (text.trim() === "") return null;
+    const m = /^\s*\+?(\d+(?:\.\d+)?|\.\d+)\s*(%|pp)\s*$/.exec(text);
+    if (!m) return "Enter the lift as 20% (relative to each user's probability) or 1.5pp, or leave it empty.";
+    const lift = { value: parseFloat(m[1]) / 100, relative: m[2] === "%" };
+    if (!lift.relative && lift.value > 1) return "An absolute lift is a probability: at most 100pp.";
+    return lift;
+  }
+
+  // Lift.tau and Economics.profit, one user at a time.
+  const tau = (lift, p) => Math.min(lift.relative ? lift.value * p : lift.value, 1.0 - p);
+  const realTau = (lift, y) => (lift.relative ? lift.value * y : lift.value);
+  const gain = (e, p, t) => e.value * t - e.cost - e.discount * (p + t);
+
+  // Running sums over the ranked users of tau, the expected and the realized profit.
+  function priced(set, e, lift) {
+    const inc = new Float64Array(set.n + 1);
+    const profit = new Float64Array(set.n + 1);
+    const real = new Float64Array(set.n + 1);
+    if (lift === null) return { inc, profit, real };
+    for (let i = 0; i < set.n; i++) {
+      const t = tau(lift, set.p[i]);
+      inc[i + 1] = inc[i] + t;
+      profit[i + 1] = profit[i] + gain(e, set.p[i], t);
+      const r = realTau(lift, set.y[i]);
+      real[i + 1] = real[i] + gain(e, set.y[i], r);
     }
-    return { threshold: set.threshold, offers: set.offers, reached: set.reached, profit, share };
+    return { inc, profit, real };
+  }
+
+  // targeting.priced_curve (cutoffs without a lift): one row per distinct score, after no offer.
+  function curve(set, sums) {
+    const offers = [0];
+    const profit = [0];
+    const real = [0];
+    const share = [0];
+    const threshold = [Infinity];
+    for (const i of set.ends) {
+      offers.push(i + 1);
+      profit.push(sums.profit[i + 1]);
+      real.push(sums.real[i + 1]);
+      share.push((i + 1) / Math.max(set.n, 1));
+      threshold.push(set.p[i]);
+    }
+    return { offers, profit, realized_profit: real, share, threshold };
   }
 
   // targeting.threshold_for_share on the fit scores.
@@ -92,8 +127,19 @@
     return fit.p[k - 1];
   }
 
+  // economics.Economics.break_even_lift of the first `offers` ranked test users.
+  function breakEven(e, offers, relative) {
+    if (offers === 0) return NaN;
+    const margin = e.value - e.discount;
+    if (margin <= 0) return Infinity;
+    const mean = test.cumP[offers] / offers;
+    const t = (e.cost + e.discount * mean) / margin;
+    if (!relative) return t;
+    return mean > 0 ? t / mean : Infinity;
+  }
+
   // targeting.policy_outcomes' point values on the test rows; a cap keeps the best-ranked users.
-  function outcome(thr, cost, value, cap) {
+  function outcome(thr, e, lift, sums, cap) {
     let lo = 0;
     let hi = test.n;
     while (lo < hi) {
@@ -106,58 +152,66 @@
     return {
       offers,
       upgraders_reached: reached,
-      profit: reached * value - offers * cost,
+      expected_upgraders: test.cumP[offers],
+      incremental_upgrades: lift === null ? NaN : sums.inc[offers],
+      profit: lift === null ? NaN : sums.profit[offers],
+      realized_profit: lift === null ? NaN : sums.real[offers],
       share_offered: offers / test.n,
       share_of_upgraders: reached / test.total,
       precision: reached / offers,
+      break_even_lift: breakEven(e, offers, lift === null || lift.relative),
     };
   }
 
-  // targeting.break_even_cost of the test rows.
-  function breakEven(value) {
-    const need = Math.max(Math.min(data.minOffers, test.n), 1);
-    let reach = -Infinity;
-    for (let i = 1; i < test.offers.length; i++) {
-      if (test.offers[i] >= need) reach = Math.max(reach, test.reached[i] / test.offers[i]);
+  // targeting._candidates: the best cut-off of the fit scores and half and double its offers, or
+  // without a lift the unpriced audiences.
+  function candidates(e, lift, cap) {
+    if (lift === null) {
+      const shares = data.unpriced.filter(([, s]) => cap === null || s * test.n <= cap);
+      return shares.length ? shares : data.unpriced.slice(0, 1);
     }
-    return (reach === -Infinity ? 0 : reach) * value;
-  }
-
-  // targeting.what_if: recommend_policies without the bootstrap, then per_1000.
-  function compute(cost, value, budget) {
-    const cap = budget === null ? null : Math.floor(budget / cost + 1e-9);
-    const fc = curve(fit, cost, value);
+    const fc = curve(fit, priced(fit, e, lift));
     let best = 0;
     for (let i = 1; i < fc.profit.length; i++) {
       if (cap !== null && !(fc.share[i] * test.n <= cap)) break; // shares only grow along the curve
       if (fc.profit[i] > fc.profit[best]) best = i;
     }
     const share = fc.share[best];
-    const candidates = [["recommended", fc.threshold[best], share]];
-    if (share > 0) {
-      const double = Math.min(2 * share, 1.0);
-      candidates.push(["half the offers", thresholdForShare(share / 2), share / 2]);
-      if (cap === null || double * test.n <= cap) {
-        candidates.push(["double the offers", thresholdForShare(double), double]);
-      }
-    }
-    const policies = candidates.map(([policy, threshold, planned]) => {
-      const o = outcome(threshold, cost, value, cap);
-      const row = { policy, threshold, planned_share: planned, budget: planned * test.n * cost, ...o };
-      for (const f of ["offers", "upgraders_reached", "profit"]) {
-        row[f + "_per_1000"] = (o[f] * 1000) / test.n;
-      }
+    if (share <= 0) return [["recommended", 0.0, NO_OFFER]];
+    const out = [["recommended", share, fc.threshold[best]]];
+    const double = Math.min(2 * share, 1.0);
+    out.push(["half the offers", share / 2]);
+    if (cap === null || double * test.n <= cap) out.push(["double the offers", double]);
+    return out;
+  }
+
+  const PER_1000 = ["offers", "upgraders_reached", "incremental_upgrades", "profit", "realized_profit"];
+
+  // targeting.what_if: recommend_policies without the bootstrap, then per_1000.
+  function compute(cost, value, budget, lift, discount = 0) {
+    const e = { cost, value, discount };
+    const cap = budget === null ? null : Math.floor(budget / cost + 1e-9);
+    const sums = priced(test, e, lift);
+    const policies = candidates(e, lift, cap).map(([policy, planned, thr]) => {
+      const threshold = thr === undefined ? thresholdForShare(planned) : thr;
+      const o = outcome(threshold, e, lift, sums, cap);
+      const row = { policy, priced: lift !== null, threshold, planned_share: planned };
+      Object.assign(row, { budget: planned * test.n * cost }, o);
+      for (const f of PER_1000) row[f + "_per_1000"] = (o[f] * 1000) / Math.max(test.n, 1);
       return row;
     });
+    const first = lift === null ? policies.find((r) => r.planned_share === data.unpriced[1][1]) || policies[0] : policies[0];
     return {
       offer_cost: cost,
       upgrade_value: value,
+      discount,
+      lift,
       budget,
       max_offers: cap,
       policies,
-      curve: curve(test, cost, value),
-      break_even_cost: breakEven(value),
-      sends_offers: share > 0,
+      first,
+      curve: curve(test, sums),
+      sends_offers: lift !== null && policies[0].planned_share > 0,
     };
   }
 
@@ -175,32 +229,63 @@
   }
 
   const $ = (id) => document.getElementById(id);
-  const inputs = { cost: $("econ-cost"), value: $("econ-value"), budget: $("econ-budget") };
+  const inputs = {
+    cost: $("econ-cost"),
+    value: $("econ-value"),
+    discount: $("econ-discount"),
+    lift: $("econ-lift"),
+    budget: $("econ-budget"),
+  };
   const out = $("econ-out");
   const error = $("econ-error");
   const nTest = num(test.n, 0);
 
+  // Python's format(x, "g") for the figures a user types (six significant digits, no trailing zeros).
+  const g = (x) => String(Number(x.toPrecision(6)));
+  // economics.Lift.describe, and a lift as the report writes it (reporting.campaign.Targeting.lift_text).
+  function describe(lift) {
+    const what = lift.relative
+      ? `+${g(lift.value * 100)}% of each user's upgrade probability`
+      : `+${g(lift.value * 100)} percentage points`;
+    return `an assumed lift of ${what}`;
+  }
+  function liftText(v, relative) {
+    if (!Number.isFinite(v)) return "no lift (nothing it could add pays)";
+    return "+" + num(v * 100, 1) + (relative ? "%" : "pp");
+  }
+
   function read() {
     const cost = inputs.cost.valueAsNumber;
     const value = inputs.value.valueAsNumber;
+    const discount = inputs.discount.value.trim() === "" ? 0 : inputs.discount.valueAsNumber;
     const raw = inputs.budget.value.trim();
     const budget = raw === "" ? null : inputs.budget.valueAsNumber;
     if (!(Number.isFinite(cost) && cost > 0)) return "Enter an offer cost above 0.";
     if (!(Number.isFinite(value) && value >= 0)) return "Enter an upgrade value of 0 or more.";
+    if (!(Number.isFinite(discount) && discount >= 0)) return "Enter a discount of 0 or more.";
+    if (discount >= value && value > 0) return "A discount of at least the upgrade value: no offer could pay.";
     if (budget !== null && !(Number.isFinite(budget) && budget >= 0)) {
       return "Enter a budget of 0 or more, or leave it empty for no cap.";
     }
-    return { cost, value, budget };
+    const lift = parseLift(inputs.lift.value);
+    if (typeof lift === "string") return lift;
+    return { cost, value, discount, budget, lift };
   }
 
   function summary(r) {
+    const econ = `offer cost ${g(r.offer_cost)}, upgrade value ${g(r.upgrade_value)} and discount ${g(r.discount)}`;
+    if (r.lift === null) {
+      return [
+        el("strong", {}, "Policy: unpriced."),
+        " No lift is assumed, so what an offer causes is unknown: give one above (as --assumed-lift takes it).",
+      ];
+    }
     const rec = r.policies[0];
-    const econ = `offer cost ${String(r.offer_cost)} and upgrade value ${String(r.upgrade_value)}`;
     if (!r.sends_offers) {
       const why =
         r.max_offers === 0
-          ? `A budget of ${String(r.budget)} pays for no offer at ${econ}.`
-          : `No cut-off made a profit on the out-of-fold scores at ${econ}.`;
+          ? `A budget of ${g(r.budget)} pays for no offer at ${econ}.`
+          : `Under ${describe(r.lift)}, no cut-off made an incremental profit on the out-of-fold scores at ${econ}.`;
       return [el("strong", {}, "Policy: send no offers."), " " + why];
     }
     return [
@@ -209,26 +294,26 @@
       figure("strong", "threshold", rec.threshold, num(rec.threshold)),
       " (about ",
       figure("span", "planned_share", rec.planned_share, pct(rec.planned_share)),
-      ` of users; the most profitable cut-off on the out-of-fold scores at ${econ}` +
+      ` of users; the cut-off with the most expected incremental profit on the out-of-fold scores under ` +
+        `${describe(r.lift)} at ${econ}` +
         (r.max_offers === null ? "" : " within the budget") +
         `). On the ${nTest} test users it sends `,
       figure("span", "offers", rec.offers, num(rec.offers, 0)),
-      " offers, reaches ",
-      figure("span", "upgraders_reached", rec.upgraders_reached, num(rec.upgraders_reached, 0)),
-      " upgraders and makes a profit of ",
+      " offers, adds ",
+      figure("span", "incremental_upgrades", rec.incremental_upgrades, num(rec.incremental_upgrades, 1)),
+      " upgrades and makes an expected profit of ",
       figure("strong", "profit", rec.profit, money(rec.profit)),
-      ".",
+      " (realized check ",
+      figure("span", "realized_profit", rec.realized_profit, money(rec.realized_profit)),
+      ").",
     ];
   }
 
   function breakEvenText(r) {
-    const parts = [
-      "Break-even offer cost: ",
-      figure("strong", "break_even_cost", r.break_even_cost, num(r.break_even_cost, 2)),
-      ". At the test users' best upgrade rate among the offers of a cut-off sending at least " +
-        `${data.minOffers} of them, and an upgrade worth ${String(r.upgrade_value)}, ` +
-        "an offer pays only if it costs less than that.",
-    ];
+    const relative = r.lift === null || r.lift.relative;
+    const who = r.sends_offers ? "the recommended policy" : `an offer to the top ${pct(r.first.planned_share, 0)} of users`;
+    const v = r.first.break_even_lift;
+    const parts = ["Break-even lift: ", figure("strong", "break_even_lift", v, liftText(v, relative)), ` for ${who}.`];
     if (r.max_offers !== null) {
       const cap = figure("strong", "max_offers", r.max_offers, num(r.max_offers, 0));
       parts.push(" The budget pays for at most ", cap);
@@ -237,26 +322,31 @@
     return parts;
   }
 
+  const unpriced = (f) => (v, row) => (row.priced ? f(v) : "unpriced");
   const COLUMNS = [
-    ["threshold", (v) => num(v)],
+    ["threshold", (v, row) => (row.offers > 0 ? num(v) : "none")],
     ["planned_share", (v) => pct(v)],
     ["budget", money],
     ["offers", (v) => num(v, 0)],
     ["upgraders_reached", (v) => num(v, 0)],
     ["share_of_upgraders", (v) => pct(v)],
-    ["profit", money],
+    ["break_even_lift", (v, row) => (row.offers > 0 ? liftText(v, row.relative) : "n/a")],
+    ["incremental_upgrades", unpriced((v) => num(v, 1))],
+    ["profit", unpriced(money)],
+    ["realized_profit", unpriced(money)],
     ["offers_per_1000", (v) => num(v, 0)],
-    ["upgraders_reached_per_1000", (v) => num(v, 0)],
-    ["profit_per_1000", money],
+    ["incremental_upgrades_per_1000", unpriced((v) => num(v, 1))],
+    ["profit_per_1000", unpriced(money)],
   ];
 
   function tableRows(r) {
+    const relative = r.lift === null || r.lift.relative;
     return r.policies.map((row) =>
       el(
         "tr",
         { "data-policy": row.policy, class: row.policy === "recommended" ? "hl" : "" },
         el("td", { class: "l" }, row.policy),
-        ...COLUMNS.map(([f, fmt]) => figure("td", f, row[f], fmt(row[f]))),
+        ...COLUMNS.map(([f, fmt]) => figure("td", f, row[f], fmt(row[f], { ...row, relative }))),
       ),
     );
   }
@@ -287,10 +377,12 @@
   function draw(r) {
     const chart = $("econ-chart");
     chart.replaceChildren();
+    chart.parentNode.hidden = r.lift === null; // nothing to draw when nothing is priced
+    if (r.lift === null) return;
     const W = 720, H = 290, L = 74, R = 18, T = 48, B = 44;
     const c = r.curve;
     let lo = 0, hi = 0;
-    for (const v of c.profit) { lo = Math.min(lo, v); hi = Math.max(hi, v); }
+    for (const v of [...c.profit, ...c.realized_profit]) { lo = Math.min(lo, v); hi = Math.max(hi, v); }
     for (const p of r.policies) { lo = Math.min(lo, p.profit); hi = Math.max(hi, p.profit); }
     if (hi === lo) hi = lo + 1;
     const ys = ticks(lo, hi);
@@ -329,6 +421,9 @@
     flush(c.profit.length - 1);
     const points = keep.map((i) => `${X(c.share[i]).toFixed(1)},${Y(c.profit[i]).toFixed(1)}`).join(" ");
     chart.append(svg("polyline", { points, fill: "none", stroke: "#1b9e77", "stroke-width": 1.6 }));
+    const realized = keep.map((i) => `${X(c.share[i]).toFixed(1)},${Y(c.realized_profit[i]).toFixed(1)}`).join(" ");
+    const dashed = { fill: "none", stroke: "#999", "stroke-width": 1.2, "stroke-dasharray": "4 3" };
+    chart.append(svg("polyline", { points: realized, ...dashed }));
     // Policies often sit close together on the curve: a colour each and a legend, not labels.
     let lx = L;
     for (const p of r.policies) {
@@ -345,8 +440,10 @@
     chart.append(svg("text", { ...mid, y: H - 6 }, "share of test users offered, best scores first"));
     const yMid = (T + H - B) / 2;
     const turned = { x: 14, y: yMid, "text-anchor": "middle", transform: `rotate(-90 14 ${yMid})` };
-    chart.append(svg("text", turned, `profit on ${nTest} test users`));
-    const title = `Profit: upgrade value ${String(r.upgrade_value)}, offer cost ${String(r.offer_cost)}`;
+    chart.append(svg("text", turned, `incremental profit on ${nTest} test users`));
+    const title =
+      `Expected profit (solid) and realized check (dashed) under +${g(r.lift.value * 100)}` +
+      (r.lift.relative ? "%" : "pp") + ` lift: offer cost ${g(r.offer_cost)}, upgrade value ${g(r.upgrade_value)}`;
     chart.append(svg("text", { ...mid, y: 16, "font-weight": "600" }, title));
   }
 
@@ -362,12 +459,13 @@
     }
     error.hidden = true;
     out.hidden = false;
-    const r = compute(got.cost, got.value, got.budget);
+    const r = compute(got.cost, got.value, got.budget, got.lift, got.discount);
     $("econ-summary").replaceChildren(...summary(r));
     $("econ-breakeven").replaceChildren(...breakEvenText(r));
     $("econ-table").tBodies[0].replaceChildren(...tableRows(r));
     $("econ-print").textContent =
       `Figures below for offer cost ${String(r.offer_cost)}, upgrade value ${String(r.upgrade_value)}, ` +
+      `discount ${String(r.discount)}, ${r.lift === null ? "no lift (unpriced)" : describe(r.lift)}, ` +
       (r.budget === null ? "no budget cap." : `budget ${String(r.budget)}.`);
     draw(r);
   }
@@ -375,6 +473,8 @@
   function reset() {
     inputs.cost.value = String(data.offerCost);
     inputs.value.value = String(data.upgradeValue);
+    inputs.discount.value = String(data.discount);
+    inputs.lift.value = data.lift === null ? "" : data.lift;
     inputs.budget.value = "";
     update();
   }
@@ -405,5 +505,5 @@
   const still = $("profit-static");
   if (still) still.hidden = true; // the drawing above replaces the picture of the run's economics
 
-  window.upgradeEconomics = { compute, format: { money, num, pct } };
+  window.upgradeEconomics = { compute, parseLift, format: { money, num, pct } };
 })();

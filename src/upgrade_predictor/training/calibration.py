@@ -13,9 +13,9 @@ from sklearn.model_selection import cross_val_predict
 from .. import evaluation, targeting
 from ..calibration import calibrated, calibration_folds, grouped_calibration_splits
 from ..evaluation import Scores
-from ..runs.options import RunOptions
 from .candidates import REFERENCE, Candidate
 from .crossval import cross_validate
+from .options import TableOptions
 from .splits import Folds
 
 
@@ -49,7 +49,7 @@ def fit_final(
     y_te,
     folds: Folds,
     schema,
-    cfg: RunOptions,
+    cfg: TableOptions,
     oof: np.ndarray | None = None,
     groups: np.ndarray | None = None,
 ) -> FittedModel:
@@ -71,7 +71,9 @@ def fit_final(
     if cand.family == REFERENCE:
         thr = 0.5  # the course's recipe, as published
     else:
-        thr = targeting.choose_threshold(y_tr, oof, cfg.threshold, cfg.offer_cost, cfg.upgrade_value)
+        # "profit": the most expected incremental profit under the stated lift, from the probabilities
+        # (calibrated like the model), NO_OFFER when no cut-off pays.
+        thr = targeting.choose_threshold(y_tr, oof, cfg.threshold, cfg.economics(), cfg.lift())
     estimator.fit(X_tr, y_tr)
     p_train = estimator.predict_proba(X_tr)[:, 1]
     p_test = estimator.predict_proba(X_te)[:, 1]

@@ -8,6 +8,7 @@ from collections import Counter
 
 import numpy as np
 import pandas as pd
+from joblib import parallel_config
 from sklearn.base import clone
 from sklearn.utils.parallel import Parallel, delayed  # joblib's, carrying warning filters to the workers
 
@@ -23,8 +24,12 @@ def _fit_fold(
     """Fit a fresh clone on one training fold; every fitted statistic and sample stays inside it
     (`memory` only replays a step already fitted on the same fold with the same parameters)."""
     start = time.perf_counter()
-    model = with_memory(clone(estimator), memory).fit(X.iloc[tr], y[tr])
-    return key, i, model.predict_proba(X.iloc[va])[:, 1], time.perf_counter() - start
+    # One fold is one core's task: on a Dask worker joblib would otherwise send the steps' own joblib
+    # calls (a column transformer's) back to the cluster, each task waiting for its sub-tasks.
+    with parallel_config(backend="sequential"):
+        model = with_memory(clone(estimator), memory).fit(X.iloc[tr], y[tr])
+        p = model.predict_proba(X.iloc[va])[:, 1]
+    return key, i, p, time.perf_counter() - start
 
 
 def cross_validate(

@@ -42,6 +42,8 @@ class TableRunInfo(RunInfo):
         "sign_key",
         "time_limit",
         "threshold_objective",
+        "assumed_lift",
+        "discount",
         "fingerprint",
         "started",
         "duration_s",
@@ -69,5 +71,7 @@ class TableRunInfo(RunInfo):
     horizon: int = config.HORIZON
     sign_key: str | None = None
     threshold_objective: str = "f1"
+    assumed_lift: str | None = None  # the offer's stated effect ('20%', '1.5pp'); None: nothing priced
+    discount: float = 0.0
     fingerprint: str | None = None
     duration_s: float | None = None

@@ -9,6 +9,7 @@ from rich.table import Table
 
 from ..console import plain, say, warn
 from ..data_audit import AuditReport
+from ..economics import Economics, Lift
 from .metrics import RunMetrics
 
 
@@ -107,9 +108,11 @@ def show_leaderboard(console: Console, board: pd.DataFrame) -> None:
 
 
 def show_chosen(console: Console, metrics: RunMetrics) -> None:
+    rule = "F1" if metrics.threshold.objective == "f1" else "expected incremental profit"
+    sends = "" if metrics.threshold.value <= 1 else ": no cut-off pays, no offer is sent"
     t = Table(
         title=f"chosen model: {metrics.chosen.label}; threshold {metrics.threshold.value:.3f} "
-        f"({metrics.threshold.objective} on out-of-fold predictions)",
+        f"(best {rule} on out-of-fold predictions{sends})",
         title_justify="left",
     )
     blocks = [("train", metrics.train), ("test", metrics.test)]
@@ -129,3 +132,18 @@ def show_chosen(console: Console, metrics: RunMetrics) -> None:
             f"{', '.join(metrics.no_leak.excluded)} was flagged as a likely leak; the model without "
             "it (model_no_leak.zip) is the one to trust for today's free users.",
         )
+
+
+def show_economics(console: Console, econ: Economics, lift: Lift | None) -> None:
+    """What the run's offer decisions rest on: the stated lift, or that nothing is priced."""
+    prices = (
+        f"offer cost {econ.offer_cost:g}, upgrade value {econ.upgrade_value:g}, discount {econ.discount:g}"
+    )
+    if lift is None:
+        say(
+            console,
+            f"offers unpriced ({prices}): what an offer causes is unknown; give --assumed-lift (e.g. 20% or "
+            "1.5pp) to price them, or measure the lift with campaign plan and campaign readout",
+        )
+    else:
+        say(console, f"offers priced by what they cause, under {lift.describe()} ({prices})")

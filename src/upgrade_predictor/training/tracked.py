@@ -32,6 +32,8 @@ def tracked(run_dir: Path) -> Tracked:
         "threshold_objective": info.threshold_objective,
         "offer_cost": info.offer_cost,
         "upgrade_value": info.upgrade_value,
+        "discount": info.discount,
+        "assumed_lift": info.assumed_lift or "none (not priced)",
         "time_limit": info.time_limit,
         "data_fingerprint": info.fingerprint,
         "rows_train": m.split.n_train,

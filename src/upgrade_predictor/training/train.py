@@ -18,7 +18,7 @@ from .clock import RunClock
 from .options import TableOptions
 from .runs import write_run
 from .splits import check_classes, row_groups
-from .summary import show_audit
+from .summary import show_audit, show_economics
 
 
 def run_training(
@@ -34,6 +34,7 @@ def run_training(
     here when not given) times the stages and holds cfg.time_limit, counted from this call."""
     console = console or Console(stderr=True)
     budget = cfg.check()
+    cfg.check_threshold_rule()
     clock = clock or RunClock(cfg.time_limit)
     clock.limit = cfg.time_limit
     started = clock.started
@@ -59,5 +60,6 @@ def run_training(
             write_run(out, ds, report, run_cfg, budget, console, study_storage(client), clock, groups)
         out.finish(finish, clock)
     clock.mark(None)
+    show_economics(console, cfg.economics(), cfg.lift())
     say(console, f"done in {time.perf_counter() - started:.0f}s: {dest}", style="green")
     return dest
