@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import get_args
 
 from .. import config
+from ..economics import Economics, Lift
 from ..errors import InputError
 
 
@@ -30,6 +31,15 @@ class RunOptions:
     dask: str | None = None  # a scheduler address, or "local"
     sign_key: Path | None = None  # a private key: model.zip is signed (model.zip.sig beside it)
     time_limit: float | None = None  # seconds for the whole run; None: the budget's trial counts only
+    # The offer's assumed effect ('20%' of each user's probability, or '1.5pp'): None prices no policy.
+    assumed_lift: str | None = None
+    discount: float = 0.0  # revenue given up when an upgrader redeems the offer
+
+    def lift(self) -> Lift | None:
+        return None if self.assumed_lift is None else Lift.parse(self.assumed_lift)
+
+    def economics(self) -> Economics:
+        return Economics(float(self.offer_cost), float(self.upgrade_value), float(self.discount))
 
     def check(self) -> config.Budget:
         """Refuse a bad option before any work; the budget the run keeps to."""
@@ -59,6 +69,7 @@ class RunOptions:
         config.check_number("--seed", self.seed, 0, config.MAX_SEED)
         config.check_number("--offer-cost", self.offer_cost, 0, above=True)
         config.check_number("--upgrade-value", self.upgrade_value, 0, above=True)
+        self.economics()  # after the costs' own checks: a discount of at least the upgrade value is refused
         config.check_number("--jobs", self.jobs, 1, 1024)
         if self.time_limit is not None and not (math.isfinite(self.time_limit) and self.time_limit > 0):
             raise InputError(
@@ -68,4 +79,7 @@ class RunOptions:
         return config.BUDGETS[self.budget]
 
     def check_kind(self) -> None:
-        """The checks of the options a kind adds (each kind calls the next in line)."""
+        """The checks of the options a kind adds (each kind calls the next in line), and of the offer's
+        assumed effect, which every kind prices its offers by."""
+        self.lift()  # refused here, before any work, when it does not parse
+        config.check_number("--discount", self.discount, 0)
